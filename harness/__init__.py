@@ -1,0 +1,3 @@
+"""showdown: an empirical benchmarking harness for deep-learning frameworks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,332 @@
+"""showdown: run deep-learning frameworks through one shared suite and compare what they actually do.
+
+The host side. It never imports a deep-learning framework: each framework runs in its own environment (a
+virtualenv by default), in worker processes that this command supervises.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__, registry
+from harness.results import STATUSES, ResultError, iter_result_files, load_document, validate_document
+
+EXAMPLES = """\
+examples:
+  showdown list                                   frameworks, suites, ops and workloads
+  showdown run --framework torch                  the whole CPU suite in torch's own virtualenv
+  showdown run --framework torch --suite layers   one suite (comma-separated for several)
+  showdown run --framework torch --device cuda    on the GPU (needs a CUDA machine)
+  showdown report results/                        Markdown comparison of the newest run per framework
+  showdown validate results/                      check documents against the JSON Schema
+
+An interrupted run resumes where it stopped when started again with the same framework, device and runner
+(--new starts a fresh document instead). Results go to results/ by default, one JSON document per run.
+"""
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness.probes import SUITES
+    from harness.runners import RUNNERS
+
+    parser = argparse.ArgumentParser(
+        prog="showdown", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"showdown {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("list", help="frameworks, suites, ops and workloads the harness knows")
+
+    run = sub.add_parser("run", help="run the suite against one framework", formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Run the shared suite against one framework on one device and write a result document.")
+    run.add_argument("--framework", "-f", required=True,
+                     help="framework name (see `showdown list`), several comma-separated, or 'all'; one failing does not stop the others")
+    run.add_argument("--device", "-d", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--suite", "-s", default=",".join(SUITES), help=f"comma-separated suites (default: all: {','.join(SUITES)})")
+    run.add_argument("--out", "-o", type=Path, default=Path("results"), help="folder for result documents (default: results)")
+    run.add_argument("--runner", default="venv", choices=RUNNERS, help="venv: the framework's own virtualenv (default); local: this interpreter")
+    run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
+    run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
+    run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv first")
+    run.add_argument("--timeout", type=float, default=None, help="wall-clock limit per probe in seconds (default: per suite, 120-300)")
+    run.add_argument("--probe", action="append", default=None, help="run only this probe id (repeatable), e.g. layers/conv2d")
+
+    rep = sub.add_parser("report", help="Markdown report over result documents")
+    rep.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
+    rep.add_argument("--all", action="store_true", help="every document, not only the newest per framework and device")
+    rep.add_argument("--output", type=Path, default=None, help="write the Markdown here instead of the terminal")
+
+    val = sub.add_parser("validate", help="check result documents against the JSON Schema")
+    val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "list":
+            return cmd_list()
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "validate":
+            return cmd_validate(args)
+    except (UsageError, registry.UnknownFramework, ResultError) as exc:
+        print(f"showdown: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("showdown: interrupted; completed probes are saved, run the same command again to resume", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+# ------------------------------------------------------------------------------------------------ list
+def cmd_list() -> int:
+    from rich.table import Table
+
+    from harness.catalog.onnx_models import MODELS
+    from harness.catalog.ops import CATALOG_VERSION, OPS
+    from harness.catalog.workloads import WORKLOADS
+    from harness.probes import SUITES
+
+    con = _console()
+    t = Table(title="Frameworks")
+    for col in ("name", "framework", "adapter", "cpu requirements", "cuda requirements"):
+        t.add_column(col)
+    for info in registry.frameworks().values():
+        t.add_row(info.name, info.display, info.adapter,
+                  *("yes" if info.requirements(dev).exists() else "missing" for dev in ("cpu", "cuda")))
+    con.print(t)
+    con.print(f"Suites: {', '.join(SUITES)}")
+    t = Table(title=f"Ops ({CATALOG_VERSION})")
+    for col in ("#", "id", "name", "kind"):
+        t.add_column(col)
+    for op in OPS:
+        t.add_row(str(op.number), op.id, op.name, op.kind)
+    con.print(t)
+    t = Table(title="Throughput workloads (CPU sizes)")
+    for col in ("id", "name", "sizes", "parameters"):
+        t.add_column(col)
+    for w in WORKLOADS:
+        t.add_row(w.id, w.name, ", ".join(f"{k}={v}" for k, v in w.sizes("cpu").items()), f"{w.param_count('cpu'):,}")
+    con.print(t)
+    con.print(f"ONNX reference models: {', '.join(m.id for m in MODELS)}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ run
+def _parse_suites(text: str) -> list[str]:
+    from harness.probes import SUITES
+
+    suites = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown or not suites:
+        raise UsageError(f"unknown suite {', '.join(unknown) or '(none given)'}; known: {', '.join(SUITES)}")
+    return suites
+
+
+def _check_device(device: str) -> None:
+    if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.probes import SUITES, plan
+    from harness.runners import get_runner
+
+    names = list(registry.frameworks()) if args.framework == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
+    infos = [registry.get(n) for n in names]
+    _check_device(args.device)
+    suites = _parse_suites(args.suite)
+    probes = None
+    if args.probe:
+        known = set(plan(list(SUITES)))
+        bad = [p for p in args.probe if p not in known]
+        if bad:
+            raise UsageError(f"unknown probe {bad[0]!r}; `showdown list` shows ops and workloads (ids like layers/conv2d)")
+        probes = list(args.probe)
+        suites = sorted({p.split("/", 1)[0] for p in probes}, key=SUITES.index)
+    timeouts = {s: args.timeout for s in SUITES} if args.timeout else {}
+    runner = get_runner(args.runner, rebuild=args.rebuild_env) if args.runner == "venv" else get_runner(args.runner)
+    con = _console()
+    outcomes: list[tuple[str, str, str]] = []
+    for info in infos:
+        try:
+            result = _run_one(con, info, args, suites, probes, timeouts, runner)
+            doc = result.document
+            state = "complete" if doc["complete"] else "incomplete"
+            outcomes.append((info.name, state, str(result.path)))
+        except UsageError as exc:
+            if len(infos) == 1:
+                raise
+            con.print(f"[red]{info.name}: {exc}[/red]")
+            outcomes.append((info.name, "failed", str(exc)))
+    if len(infos) > 1:
+        from rich.table import Table
+
+        t = Table(title="frameworks")
+        for col in ("framework", "run", "result or reason"):
+            t.add_column(col)
+        for row in outcomes:
+            t.add_row(*row)
+        con.print(t)
+    return 0 if all(state != "failed" for _, state, _ in outcomes) else 1
+
+
+def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, suites: list[str],
+             probes: list[str] | None, timeouts: dict[str, float], runner: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.runners import EnvironmentBuildError
+    from harness.runners.run import RunHooks, RunRequest, execute
+    from harness.runners.supervisor import FrameworkUnavailable, WorkerError
+
+    progress = Progress(TextColumn("[bold]{task.fields[fw]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.description}"), TimeElapsedColumn(), console=con, transient=False)
+    task = progress.add_task("starting", total=None, fw=f"{info.name}/{args.device}")
+    def planned(total: int, done: int) -> None:
+        progress.start()
+        progress.update(task, total=total, completed=done)
+
+    hooks = RunHooks(
+        say=lambda text: con.print(f"[dim]{text}[/dim]"),
+        planned=planned,
+        started=lambda probe: progress.update(task, description=probe),
+        recorded=lambda rec: progress.update(task, advance=1, description=f"{rec['probe']}: {rec['status']}"),
+    )
+    request = RunRequest(info, args.device, suites, args.out, runner, quick=args.quick, fresh=args.new,
+                         timeouts=timeouts, probes=probes)
+    try:
+        result = execute(request, hooks)
+    except FrameworkUnavailable as exc:
+        raise UsageError(f"{info.name} is not usable in its environment ({runner.name} runner): {exc}") from None
+    except (EnvironmentBuildError, WorkerError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        progress.stop()
+    print_summary(con, result.document)
+    con.print(f"result: {result.path}" + (" (resumed)" if result.resumed else "") +
+              ("" if result.document["complete"] else "  [yellow]incomplete: run the same command again to resume[/yellow]"))
+    return result
+
+
+def print_summary(con: Any, doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from harness.probes import SUITES
+    from harness.report.markdown import status_counts
+    from harness.scoring import measured
+
+    t = Table(title=f"{doc['framework']} {(doc.get('environment') or {}).get('framework_version', '')} on {doc['device']}")
+    t.add_column("suite")
+    for s in STATUSES:
+        t.add_column(s, justify="right")
+    for suite in SUITES:
+        counts = status_counts(doc, suite)
+        if counts:
+            t.add_row(suite, *(str(counts.get(s, "")) for s in STATUSES))
+    con.print(t)
+    lines = {
+        "layers": f"OOTB ops {measured.ootb_ops(doc).explanation}",
+        "graphs": f"graph value {_value_text(measured.graph_value(doc))}",
+        "onnx": f"ONNX export {measured.onnx_direction(doc, 'export').explanation}; "
+                f"import {measured.onnx_direction(doc, 'import').explanation}",
+        "throughput": f"throughput (median per step) {_throughput_headline(doc)}",
+    }
+    for suite in SUITES:
+        if status_counts(doc, suite):
+            con.print(f"  {lines[suite]}")
+    bad = [r for r in doc["records"].values() if r["status"] in ("error", "crashed", "timeout", "failed")]
+    for r in bad[:15]:
+        con.print(f"  [red]{r['status']}[/red] {r['probe']}: {r['reason'][:160]}")
+    if len(bad) > 15:
+        con.print(f"  ... and {len(bad) - 15} more (see the document)")
+
+
+def _value_text(c: Any) -> str:
+    return "-" if c.value is None else f"{c.value:g} ({c.explanation})"
+
+
+def _throughput_headline(doc: dict[str, Any]) -> str:
+    from harness.report.markdown import _fmt_time
+
+    parts = []
+    for key, rec in doc["records"].items():
+        if rec["suite"] == "throughput" and rec["status"] == "ok":
+            parts.append(f"{key.split('/', 1)[1]} {_fmt_time(rec['data']['timing']['median_s'])}")
+    return ", ".join(parts) if parts else "-"
+
+
+# ------------------------------------------------------------------------------------------------ report
+def load_many(paths: Sequence[Path], newest_only: bool) -> list[dict[str, Any]]:
+    files = iter_result_files(paths)
+    if not files:
+        raise UsageError(f"no result documents in {', '.join(map(str, paths))}")
+    docs = [load_document(f) for f in files]
+    if not newest_only:
+        return docs
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for d in docs:
+        key = (d["framework"], d["device"])
+        if key not in newest or d["created_at"] > newest[key]["created_at"]:
+            newest[key] = d
+    return list(newest.values())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.markdown import render
+
+    docs = load_many(args.paths, newest_only=not args.all)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    text = render(docs, generated=stamp)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"report: {args.output} ({len(docs)} documents)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ validate
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = iter_result_files(args.paths)
+    if not files:
+        raise UsageError(f"no result documents in {', '.join(map(str, args.paths))}")
+    bad = 0
+    for f in files:
+        try:
+            errors = validate_document(load_document(f))
+        except ResultError as exc:
+            errors = [str(exc)]
+        if errors:
+            bad += 1
+            print(f"INVALID {f}")
+            for e in errors[:20]:
+                print(f"  {e}")
+        else:
+            print(f"ok      {f}")
+    print(f"{len(files) - bad} valid, {bad} invalid")
+    return 1 if bad else 0

@@ -1,0 +1,135 @@
+"""Graph probes: how a framework builds its computation graph, decided by what runs.
+
+- define_by_run: the catalog's `control_flow` program (a Python while/if on computed values) run eagerly, with its
+  gradient, on two inputs that take different paths. Right values and gradients with no compile step = dynamic.
+- compiled: the control-flow-free `static_mlp` through each of the framework's compile paths: compile time (first
+  call minus a steady call), agreement, then a new input shape (recompiled, reused, or failed).
+- compiled_control_flow: `control_flow` through each compile path: does the compiler take value-dependent Python
+  control flow (by rewriting it, by falling back to Python, or not at all)?
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import Adapter, CompiledFunction, Unsupported
+from harness.catalog import graphs as g
+from harness.probes import Context, Outcome
+from harness.probes.agreement import agree
+from harness.results import Status
+
+GRAPH_PROBES = ("define_by_run", "compiled", "compiled_control_flow")
+FIRST_SHAPE, NEW_SHAPE = 8, 5
+
+
+def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
+    if name == "define_by_run":
+        return _define_by_run(adapter)
+    if name == "compiled":
+        return _per_path(adapter, _compiled_static, "compiles the static program")
+    if name == "compiled_control_flow":
+        return _per_path(adapter, _compiled_control_flow, "takes value-dependent control flow")
+    raise KeyError(f"unknown graph probe {name!r}")
+
+
+def _check(value: float, grad: Any, args: Sequence[np.ndarray], fn: Callable[..., Any]) -> dict[str, Any]:
+    ref_value, ref_grad = g.reference_value_and_grad(fn, args)
+    v = agree(np.asarray(value, dtype=np.float64).reshape(()), np.asarray(ref_value), g.GRAPH_RTOL, g.GRAPH_ATOL)
+    d = agree(grad, ref_grad, g.GRAPH_RTOL, g.GRAPH_ATOL)
+    return {"ok": v.ok and d.ok, "value": v.as_dict(), "grad": d.as_dict()}
+
+
+def _timed(call: Callable[[], tuple[float, Any]]) -> tuple[float, Any, float]:
+    t0 = time.perf_counter()
+    value, grad = call()
+    return value, grad, time.perf_counter() - t0
+
+
+def _define_by_run(adapter: Adapter) -> Outcome:
+    results = []
+    for inp in g.control_flow_inputs():
+        value, grad, first = _timed(partial(adapter.value_and_grad, g.control_flow, inp.args))
+        _, _, second = _timed(partial(adapter.value_and_grad, g.control_flow, inp.args))
+        check = _check(value, grad, inp.args, g.control_flow)
+        results.append({"input": inp.label, "first_call_s": first, "second_call_s": second, **check})
+    data = {"program": "control_flow", "mode": "eager", "inputs": results}
+    if all(r["ok"] for r in results):
+        return Outcome(Status.OK, "", data)
+    bad = next(r for r in results if not r["ok"])
+    return Outcome(Status.FAILED, f"eager run of {bad['input']} disagrees with the reference", data)
+
+
+def _per_path(adapter: Adapter, probe: Callable[[Adapter, str], dict[str, Any]], what: str) -> Outcome:
+    paths = adapter.compile_paths()
+    if not paths:
+        return Outcome(Status.UNSUPPORTED, f"{adapter.name} offers no compile or symbolic-graph path", {"paths": {}})
+    results: dict[str, Any] = {}
+    for path in paths:
+        try:
+            results[path] = probe(adapter, path)
+        except Unsupported as exc:
+            results[path] = {"ok": False, "outcome": "unsupported", "error": str(exc)}
+        except Exception as exc:
+            results[path] = {"ok": False, "outcome": "error", "error": _short(exc)}
+    data = {"paths": results, "working_paths": [p for p, r in results.items() if r["ok"]]}
+    if data["working_paths"]:
+        return Outcome(Status.OK, "", data)
+    return Outcome(Status.FAILED, f"no compile path {what}: " + "; ".join(f"{p}: {r.get('error') or r.get('outcome')}" for p, r in results.items()), data)
+
+
+def _short(exc: BaseException) -> str:
+    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return line[:500]
+
+
+def _compiled_static(adapter: Adapter, path: str) -> dict[str, Any]:
+    compiled: CompiledFunction = adapter.compile(g.static_mlp, path)
+    first_in = g.static_mlp_inputs(FIRST_SHAPE)
+    value, grad, first_call = _timed(lambda: compiled.call(first_in.args))
+    check = _check(value, grad, first_in.args, g.static_mlp)
+    steady = [_timed(lambda: compiled.call(first_in.args))[2] for _ in range(5)]
+    steady_s = statistics.median(steady)
+    traces_before = compiled.traces()
+    new_in = g.static_mlp_inputs(NEW_SHAPE)
+    result: dict[str, Any] = {
+        "ok": check["ok"], "first_call_s": first_call, "steady_call_s": steady_s,
+        "compile_s": max(first_call - steady_s, 0.0), "agreement": check,
+    }
+    try:
+        v2, g2, new_call = _timed(lambda: compiled.call(new_in.args))
+        traces_after = compiled.traces()
+        new_check = _check(v2, g2, new_in.args, g.static_mlp)
+        if traces_before is not None and traces_after is not None:
+            outcome = "recompiled" if traces_after > traces_before else "reused"
+            evidence = f"trace count {traces_before} -> {traces_after}"
+        else:
+            outcome = "recompiled" if new_call > 5 * steady_s + 0.005 else "reused"
+            evidence = f"new-shape call {new_call:.4f}s vs steady {steady_s:.4f}s"
+        if not new_check["ok"]:
+            outcome = "wrong result"
+        result["new_shape"] = {"outcome": outcome, "evidence": evidence, "call_s": new_call, "agreement": new_check}
+    except Exception as exc:
+        result["new_shape"] = {"outcome": "failed", "error": _short(exc)}
+    result["outcome"] = "compiled" if check["ok"] else "wrong result"
+    return result
+
+
+def _compiled_control_flow(adapter: Adapter, path: str) -> dict[str, Any]:
+    compiled = adapter.compile(g.control_flow, path)
+    per_input = []
+    for inp in g.control_flow_inputs():
+        try:
+            value, grad, call_s = _timed(partial(compiled.call, inp.args))
+            per_input.append({"input": inp.label, "call_s": call_s, **_check(value, grad, inp.args, g.control_flow)})
+        except Exception as exc:
+            per_input.append({"input": inp.label, "ok": False, "error": _short(exc)})
+    ok = all(r["ok"] for r in per_input)
+    err = next((r.get("error") for r in per_input if not r["ok"]), None)
+    return {"ok": ok, "outcome": "handled" if ok else "rejected", "inputs": per_input, "error": err}

@@ -1,0 +1,215 @@
+"""Markdown report over one or more result documents: one column per framework (and device)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.catalog.ops import OPS
+from harness.catalog.workloads import WORKLOADS
+from harness.scoring import measured
+
+BASELINE = "torch"
+MARK = {"native": "native", "composed": "composed (0.5)", "variant": "variant (0.5)"}
+
+
+def label(doc: dict[str, Any]) -> str:
+    return doc["framework"] if doc["device"] == "cpu" else f"{doc['framework']} ({doc['device']})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return out
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def status_counts(doc: dict[str, Any], suite: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rec in doc.get("records", {}).values():
+        if rec["suite"] == suite:
+            counts[rec["status"]] = counts.get(rec["status"], 0) + 1
+    return counts
+
+
+def layer_cell(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "-"
+    if rec["status"] == "ok":
+        d = rec["data"]
+        text = MARK.get(d.get("implementation", ""), "ok")
+        conv = d.get("convention")
+        if conv and conv != "default":
+            text += f" [{conv}]"
+        return text
+    return rec["status"]
+
+
+def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "-"
+    if rec["status"] != "ok":
+        return rec["status"]
+    t = rec["data"]["timing"]
+    text = f"{_fmt_time(t['median_s'])} ± {_fmt_time(t['iqr_s'] / 2)}"
+    if base is not None and base["status"] == "ok" and base is not rec:
+        text += f" ({t['median_s'] / base['data']['timing']['median_s']:.2f}x)"
+    if not rec["data"].get("param_count_matches", True):
+        text += f" ⚠ params {rec['data']['param_count']} ≠ {rec['data']['expected_param_count']}"
+    return text
+
+
+def render(docs: Sequence[dict[str, Any]], generated: str | None = None) -> str:
+    """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output)."""
+    docs = sorted(docs, key=lambda d: (d["framework"] != BASELINE, d["framework"], d["device"]))
+    cols = [label(d) for d in docs]
+    lines: list[str] = ["# showdown report", ""]
+    if generated:
+        lines += [f"Generated {generated}.", ""]
+
+    lines += ["## Runs", ""]
+    lines += _table(["", *cols], [
+        ["version", *(d["environment"]["framework_version"] if d.get("environment") else "?" for d in docs)],
+        ["device", *(d["device"] for d in docs)],
+        ["complete", *("yes" if d["complete"] else f"no ({len(d['records'])}/{len(d['plan'])} probes)" for d in docs)],
+        ["runner", *(d["runner"]["name"] for d in docs)],
+        ["python", *((d.get("environment") or {}).get("python", {}).get("version", "?") for d in docs)],
+        ["cpu", *((d.get("environment") or {}).get("cpu", {}).get("model", "?") for d in docs)],
+        ["run id", *(d["run_id"] for d in docs)],
+    ])
+
+    lines += ["", "## Measured criteria", ""]
+    lines += _table(["criterion", *cols], [
+        ["OOTB ops (of 32)", *(measured.ootb_ops(d).explanation for d in docs)],
+        ["graph (2 dynamic, 1 symbolic, 0 neither)", *(_crit(measured.graph_value(d)) for d in docs)],
+        ["ONNX export", *(measured.onnx_direction(d, "export").explanation for d in docs)],
+        ["ONNX import", *(measured.onnx_direction(d, "import").explanation for d in docs)],
+    ])
+
+    lines += ["", "## Layers and optimizers", "",
+              "`native` 1 point; `composed` (built from primitives) and `variant` (a close relative) 0.5; "
+              "a bracket names the convention that matched where frameworks differ.", ""]
+    rows = []
+    for op in OPS:
+        rows.append([f"{op.number}. {op.name}", *(layer_cell(d["records"].get(f"layers/{op.id}")) for d in docs)])
+    lines += _table(["op", *cols], rows)
+
+    lines += ["", "## Graphs", ""]
+    lines += _table(["probe", *cols], [
+        ["define-by-run (control flow, eager)", *(_graph_cell(d, "graphs/define_by_run") for d in docs)],
+        ["compile paths (static program)", *(_compile_cell(d) for d in docs)],
+        ["compiled, new input shape", *(_new_shape_cell(d) for d in docs)],
+        ["compiled, value-dependent control flow", *(_control_flow_cell(d) for d in docs)],
+    ])
+
+    lines += ["", "## Throughput", "",
+              "Median time per step ± half the interquartile range; in brackets, the ratio to "
+              f"{BASELINE} on the same device (lower is faster).", ""]
+    rows = []
+    for w in WORKLOADS:
+        for mode in ("eager", "compiled"):
+            key = f"throughput/{w.id}/{mode}"
+            rows.append([f"{w.name}, {mode}", *(throughput_cell(d["records"].get(key), _same_device_base(docs, d, key)) for d in docs)])
+    lines += _table(["workload", *cols], rows)
+    mismatches = _param_mismatches(docs)
+    lines += ["", "Parameter counts: " + ("all equal to the catalog's." if not mismatches else "; ".join(mismatches))]
+
+    lines += ["", "## ONNX", ""]
+    rows = []
+    for direction in ("export", "import"):
+        for model in ("mlp", "cnn"):
+            key = f"onnx/{direction}/{model}"
+            rows.append([f"{direction} {model}", *(_onnx_cell(d["records"].get(key)) for d in docs)])
+    lines += _table(["check", *cols], rows)
+
+    problems = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] in ("error", "crashed", "timeout", "failed")]
+    lines += ["", "## Problems", ""]
+    if problems:
+        lines += _table(["framework", "probe", "status", "reason"], [[fw, r["probe"], r["status"], r["reason"][:200]] for fw, r in problems])
+    else:
+        lines.append("None: every probe ended ok or unsupported.")
+    unsupported = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] == "unsupported"]
+    if unsupported:
+        lines += ["", "Unsupported, with the reason found at run time:", ""]
+        lines += [f"- {fw} `{r['probe']}`: {r['reason']}" for fw, r in unsupported]
+    return "\n".join(lines) + "\n"
+
+
+def _same_device_base(docs: Sequence[dict[str, Any]], doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+    for d in docs:
+        if d["framework"] == BASELINE and d["device"] == doc["device"]:
+            rec: dict[str, Any] | None = d["records"].get(key)
+            return rec
+    return None
+
+
+def _crit(c: measured.Criterion) -> str:
+    return "-" if c.value is None else f"{c.value:g}: {c.explanation}"
+
+
+def _graph_cell(doc: dict[str, Any], key: str) -> str:
+    rec = doc["records"].get(key)
+    if rec is None:
+        return "-"
+    return "works" if rec["status"] == "ok" else f"{rec['status']}: {rec['reason'][:80]}"
+
+
+def _paths(doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+    rec = doc["records"].get(key)
+    if rec is None:
+        return None
+    paths: dict[str, Any] = rec["data"].get("paths", {})
+    return paths
+
+
+def _compile_cell(doc: dict[str, Any]) -> str:
+    paths = _paths(doc, "graphs/compiled")
+    if paths is None:
+        return "-"
+    if not paths:
+        return "none"
+    return "; ".join(f"{p}: compiles in {_fmt_time(r.get('compile_s'))}" if r.get("ok") else f"{p}: {r.get('outcome')}"
+                     for p, r in paths.items())
+
+
+def _new_shape_cell(doc: dict[str, Any]) -> str:
+    paths = _paths(doc, "graphs/compiled")
+    if not paths:
+        return "-"
+    return "; ".join(f"{p}: {r.get('new_shape', {}).get('outcome', r.get('outcome'))}" for p, r in paths.items())
+
+
+def _control_flow_cell(doc: dict[str, Any]) -> str:
+    paths = _paths(doc, "graphs/compiled_control_flow")
+    if not paths:
+        return "-"
+    return "; ".join(f"{p}: {r.get('outcome')}" for p, r in paths.items())
+
+
+def _onnx_cell(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "-"
+    d = rec["data"]
+    tool = d.get("exporter") or d.get("importer") or "?"
+    if rec["status"] != "ok":
+        return f"{rec['status']} ({tool})" if tool != "?" else rec["status"]
+    opset = d.get("opset") or (d.get("opsets") or {}).get("ai.onnx")
+    return f"ok, {tool}, opset {opset}, max err {d.get('max_abs_err', 0):.1e}"
+
+
+def _param_mismatches(docs: Sequence[dict[str, Any]]) -> list[str]:
+    out = []
+    for d in docs:
+        for r in d["records"].values():
+            if r["suite"] == "throughput" and r["status"] == "ok" and not r["data"].get("param_count_matches", True):
+                out.append(f"{label(d)} {r['probe']}: {r['data']['param_count']} vs {r['data']['expected_param_count']}")
+    return out

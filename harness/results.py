@@ -1,0 +1,237 @@
+"""Result documents: one versioned JSON document per (framework, device, run).
+
+Schema history (the reader upgrades older versions and refuses newer ones):
+  1: first version.
+
+A document is rewritten atomically (temporary file + rename) after every probe, so a killed run loses at most the
+probe in flight, and a re-run resumes it: records already present are not run again. A new run never writes into
+another run's file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA_NAME = "showdown-result"
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / f"result-v{SCHEMA_VERSION}.json"
+
+
+class Status(str, enum.Enum):
+    """Outcome of one probe. Every probe ends in exactly one of these; none of them stops the run."""
+
+    OK = "ok"  # ran and agreed with the reference (or measured, for throughput)
+    FAILED = "failed"  # ran, but the output disagreed with the reference or was malformed
+    UNSUPPORTED = "unsupported"  # the framework does not offer it (reason says what is missing)
+    ERROR = "error"  # raised an exception
+    TIMEOUT = "timeout"  # exceeded its wall-clock limit; the worker was killed
+    CRASHED = "crashed"  # the worker process died (segfault, abort, out of memory)
+
+
+STATUSES = tuple(s.value for s in Status)
+
+
+class ResultError(Exception):
+    """A result file that cannot be used; the message says what to do."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def make_record(
+    probe: str,
+    status: Status | str,
+    *,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    started_at: str | None = None,
+    duration_s: float = 0.0,
+    exit_code: int | None = None,
+    signal: int | None = None,
+    log_tail: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "probe": probe,
+        "suite": probe.split("/", 1)[0],
+        "status": Status(status).value,
+        "reason": reason,
+        "started_at": started_at or now_iso(),
+        "duration_s": round(float(duration_s), 6),
+        "exit_code": exit_code,
+        "signal": signal,
+        "log_tail": log_tail,
+        "data": data or {},
+    }
+
+
+def new_document(
+    *, run_id: str, framework: str, device: str, plan: list[str], config: dict[str, Any],
+    runner: dict[str, Any], harness: dict[str, Any], catalog_version: str,
+) -> dict[str, Any]:
+    stamp = now_iso()
+    return {
+        "schema": SCHEMA_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "framework": framework,
+        "device": device,
+        "catalog_version": catalog_version,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "complete": False,
+        "config": config,
+        "plan": list(plan),
+        "runner": runner,
+        "harness": harness,
+        "environment": None,
+        "records": {},
+    }
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_finite(payload), fh, indent=1, sort_keys=False, allow_nan=False, default=_json_default)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is for everyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: store them as null (a reader treats null as 'no value')."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):
+        return _finite(value.tolist())
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_document(doc: dict[str, Any], path: Path) -> None:
+    doc["updated_at"] = now_iso()
+    write_json_atomic(path, doc)
+
+
+def load_document(path: Path | str) -> dict[str, Any]:
+    """Read a result document, upgrading older schema versions; refuse what cannot be read, in one line."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ResultError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); was the file cut short?") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
+        raise ResultError(f"{path}: not a showdown result document (no \"schema\": \"{SCHEMA_NAME}\")")
+    version = doc.get("schema_version")
+    if not isinstance(version, int):
+        raise ResultError(f"{path}: schema_version missing or not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultError(
+            f"{path}: written with result schema {version}, this showdown reads up to {SCHEMA_VERSION}; "
+            "upgrade showdown (pip install -U -e .) to read it"
+        )
+    return upgrade(doc)
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older document up to SCHEMA_VERSION, one step at a time (none needed yet)."""
+    steps: dict[int, Any] = {}
+    while doc["schema_version"] < SCHEMA_VERSION:
+        doc = steps[doc["schema_version"]](doc)
+    return doc
+
+
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def validate_document(doc: Any) -> list[str]:
+    """Schema errors of a document, as 'path: message' lines (empty when valid)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '(document)'}: {e.message}" for e in errors]
+
+
+def iter_result_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand folders into the result documents they hold (skipping hidden work folders of runs in progress)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.json")
+                              if not any(part.startswith(".") for part in q.relative_to(p).parts)))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ResultError(f"{p}: no such file or folder")
+    return out
+
+
+def document_name(framework: str, device: str, stamp: str) -> str:
+    return f"{framework}-{device}-{stamp}"
+
+
+def unused_path(out_dir: Path, stem: str) -> Path:
+    """A path for a new document that no other run has taken."""
+    candidate = out_dir / f"{stem}.json"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = out_dir / f"{stem}-{n}.json"
+    return candidate
+
+
+def find_resumable(out_dir: Path, framework: str, device: str, runner: str, catalog_version: str) -> Path | None:
+    """The newest incomplete document of the same framework, device, runner and catalog, if any."""
+    if not out_dir.is_dir():
+        return None
+    best: tuple[str, Path] | None = None
+    for path in out_dir.glob(f"{framework}-{device}-*.json"):
+        try:
+            doc = load_document(path)
+        except ResultError:
+            continue
+        if (
+            not doc.get("complete")
+            and doc.get("framework") == framework
+            and doc.get("device") == device
+            and doc.get("runner", {}).get("name") == runner
+            and doc.get("catalog_version") == catalog_version
+        ):
+            key = doc.get("created_at", "")
+            if best is None or key > best[0]:
+                best = (key, path)
+    return best[1] if best else None

@@ -1,0 +1,23 @@
+"""Where the worker runs: this interpreter (local), a virtualenv per framework (venv, the default), or a Docker
+image (docker). Every runner only prepares an interpreter; the supervisor runs the probes the same way for all."""
+
+from __future__ import annotations
+
+from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
+
+RUNNERS = ("venv", "local")
+
+
+def get_runner(name: str, **options: object) -> Runner:
+    if name == "venv":
+        from harness.runners.venv import VenvRunner
+
+        return VenvRunner(**options)  # type: ignore[arg-type]
+    if name == "local":
+        from harness.runners.local import LocalRunner
+
+        return LocalRunner()
+    raise KeyError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
+
+
+__all__ = ["RUNNERS", "EnvironmentBuildError", "Interpreter", "Runner", "get_runner"]

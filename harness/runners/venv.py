@@ -1,0 +1,79 @@
+"""The venv runner (the default): one virtualenv per framework and device class, built from the framework's pinned
+requirements and reused while they are unchanged (the folder name carries a hash of them)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.registry import FrameworkInfo, home
+from harness.runners.base import EnvironmentBuildError, Interpreter, Runner, source_env
+
+READY = ".showdown-ready"
+
+
+class VenvRunner(Runner):
+    name = "venv"
+
+    def __init__(self, root: Path | None = None, python: str = sys.executable, rebuild: bool = False) -> None:
+        self.root = root or home() / "venvs"
+        self.python = python
+        self.rebuild = rebuild
+
+    def env_dir(self, info: FrameworkInfo, device: str) -> Path:
+        digest = hashlib.sha256()
+        for path in (info.requirements(device), info.build_requirements()):
+            if path is not None:
+                digest.update(path.read_bytes())
+        digest.update(self.python.encode())
+        digest.update(sys.version.encode())
+        flavour = "cuda" if device.startswith("cuda") else "cpu"
+        return self.root / f"{info.name}-{flavour}-{digest.hexdigest()[:10]}"
+
+    def prepare(self, info: FrameworkInfo, device: str, say: Callable[[str], None]) -> Interpreter:
+        req = info.requirements(device)
+        if not req.exists():
+            raise EnvironmentBuildError(f"{info.name} has no {req.name} in {req.parent}; cannot build its environment")
+        env = self.env_dir(info, device)
+        py = env / "bin" / "python"
+        if self.rebuild or not (env / READY).exists():
+            self._build(info, device, env, say)
+        return Interpreter([str(py)], {**source_env(), **info.extra_env},
+                           {"name": "venv", "python": str(py), "environment_path": str(env), "image": None})
+
+    def _build(self, info: FrameworkInfo, device: str, env: Path, say: Callable[[str], None]) -> None:
+        if env.exists():
+            shutil.rmtree(env)
+        env.parent.mkdir(parents=True, exist_ok=True)
+        log = env.parent / f"{env.name}.install.log"
+        say(f"creating the {info.name} environment in {env} (log: {log})")
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        steps: list[list[str]] = [[self.python, "-m", "venv", str(env)]]
+        build = info.build_requirements()
+        if build is not None:
+            steps.append(pip + ["-r", str(build)])
+            steps.append(pip + ["--no-build-isolation", "-r", str(info.requirements(device))])
+        else:
+            steps.append(pip + ["-r", str(info.requirements(device))])
+        with log.open("w") as fh:
+            for cmd in steps:
+                fh.write(f"$ {' '.join(cmd)}\n")
+                fh.flush()
+                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+                if proc.returncode != 0:
+                    fh.flush()
+                    last = _last_error(log)
+                    raise EnvironmentBuildError(f"installing {info.name} failed ({last}); full log: {log}")
+        (env / READY).write_text(info.requirements(device).read_text())
+
+
+def _last_error(log: Path) -> str:
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if line.startswith("ERROR") or "error" in line.lower():
+            return line[:300]
+    return lines[-1][:300] if lines else "no output"

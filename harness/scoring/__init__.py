@@ -1,0 +1,1 @@
+"""Scoring: pure functions of stored result documents. Nothing here measures or imports a framework."""

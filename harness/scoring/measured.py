@@ -1,0 +1,64 @@
+"""The rubric criteria that the suite measures, derived from a document's records (each citing its records)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OPS_TOTAL = 32
+
+
+@dataclass
+class Criterion:
+    value: float | None
+    explanation: str
+    evidence: list[str] = field(default_factory=list)  # probe ids the value came from
+
+
+def _records(doc: dict[str, Any], suite: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in doc.get("records", {}).items() if v.get("suite") == suite}
+
+
+def ootb_ops(doc: dict[str, Any]) -> Criterion:
+    """Points out of 32: 1 per verified native op, 0.5 per verified composed op or variant."""
+    recs = _records(doc, "layers")
+    if not recs:
+        return Criterion(None, "no layers records")
+    points = sum(float(r["data"].get("points", 0.0)) for r in recs.values() if r["status"] == "ok")
+    kinds: dict[str, int] = {}
+    for r in recs.values():
+        key = r["data"].get("implementation", "?") if r["status"] == "ok" else r["status"]
+        kinds[key] = kinds.get(key, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return Criterion(points, f"{points:g}/{OPS_TOTAL} ({detail})", sorted(recs))
+
+
+def graph_value(doc: dict[str, Any]) -> Criterion:
+    """2 dynamic (define-by-run verified), 1 symbolic (only a compile path works), 0 neither."""
+    recs = doc.get("records", {})
+    dbr, comp = recs.get("graphs/define_by_run"), recs.get("graphs/compiled")
+    if dbr is None and comp is None:
+        return Criterion(None, "no graph records")
+    evidence = [p for p in ("graphs/define_by_run", "graphs/compiled") if p in recs]
+    if dbr is not None and dbr["status"] == "ok":
+        return Criterion(2, "dynamic: gradients through Python control flow, eagerly", evidence)
+    if comp is not None and comp["status"] == "ok":
+        return Criterion(1, "symbolic: only a compile path works", evidence)
+    return Criterion(0, "neither eager define-by-run nor a compile path works", evidence)
+
+
+def onnx_direction(doc: dict[str, Any], direction: str) -> Criterion:
+    """For export or import: how many reference models pass, and through what (built in or separate package)."""
+    recs = {k: v for k, v in _records(doc, "onnx").items() if k.startswith(f"onnx/{direction}/")}
+    if not recs:
+        return Criterion(None, f"no ONNX {direction} records")
+    passed = [r for r in recs.values() if r["status"] == "ok"]
+    tools = sorted({f"{r['data'].get('exporter') or r['data'].get('importer')}" for r in passed})
+    builtin = all(r["data"].get("builtin") for r in passed) if passed else False
+    if len(passed) == len(recs):
+        value = 2.0 if builtin else 1.0
+    else:
+        value = 0.0
+    where = "built in" if builtin else "separate package"
+    text = f"{len(passed)}/{len(recs)} models" + (f" via {', '.join(tools)} ({where})" if passed else "")
+    return Criterion(value, text, sorted(recs))

@@ -1,0 +1,65 @@
+"""Entry points. `nox -s smoke` is the main job (CPU, no Docker, no GPU); `nox -s tests` runs the project's tests.
+
+Each framework gets its own virtualenv from frameworks/<name>/requirements-<cpu|cuda>.txt, created by showdown's
+venv runner (under .showdown/venvs, reused while the pins are unchanged); nox's own virtualenv holds only the host
+side, which never imports a framework.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The project's tests (fake adapters need no framework; torch's tests build its virtualenv on first use)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over everything, mypy (strict) over the framework-neutral core."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "harness", "frameworks", "tests", "benchmarks", "noxfile.py")
+    session.run("mypy", "harness")
+
+
+@nox.session(python=PYTHON)
+def smoke(session: nox.Session) -> None:
+    """The CPU suite for every framework with an adapter, each in its own virtualenv, then the report.
+
+    Extra arguments go to `showdown run`, e.g. `nox -s smoke -- --framework torch --quick`.
+    """
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
+        args = ["--framework", "all", *args]
+    session.run("showdown", "run", "--device", "cpu", *args, success_codes=[0, 1])
+    session.run("showdown", "report", "results", "--output", "results/report.md")
+    session.run("showdown", "validate", "results")
+
+
+@nox.session(name="bench-gpu", python=PYTHON)
+def bench_gpu(session: nox.Session) -> None:
+    """The suite on a CUDA GPU (refuses without one). Extra arguments go to `showdown run`."""
+    smi = shutil.which("nvidia-smi")
+    listed = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else ""
+    if "GPU" not in listed:
+        session.error("no CUDA device visible (nvidia-smi is missing or lists no GPU): bench-gpu needs a CUDA machine; "
+                      "use `nox -s smoke` for the CPU suite")
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
+        args = ["--framework", "all", *args]
+    session.run("showdown", "run", "--device", "cuda", *args, success_codes=[0, 1])
+    session.run("showdown", "report", "results", "--output", "results/report-gpu.md")

@@ -1,0 +1,76 @@
+"""The probes' own judgement, run in-process on NumPy doubles (no worker, no framework)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import OpImpl
+from harness.catalog.ops import Case
+from harness.probes import Context, graphs, layers, plan
+from harness.results import Status
+from tests.fakes.adapters import NumpyAdapter
+
+
+def ctx(tmp_path: Path) -> Context:
+    return Context(device="cpu", scratch=tmp_path)
+
+
+class WrongGradient(NumpyAdapter):
+    def op_dense(self) -> OpImpl:
+        def run(c: Case) -> dict[str, Any]:
+            x, w, b = (c.arrays[k].astype(np.float64) for k in ("x", "w", "b"))
+            return {"y": x @ w + b, "grad": 1.01 * (c.cotangents["y"] @ w.T)}  # 1% off
+
+        return OpImpl("native", "numpy", run)
+
+
+class WrongConvention(NumpyAdapter):
+    def op_sgd(self) -> OpImpl:
+        def run(c: Case) -> dict[str, Any]:
+            w = c.arrays["w"].astype(np.float64)
+            return {"w": np.stack([w - 0.2 * g for g in c.arrays["grads"]])}  # not cumulative: wrong
+
+        return OpImpl("native", "numpy", run)
+
+
+class BadVariant(NumpyAdapter):
+    def op_hierarchical_softmax(self) -> OpImpl:
+        return OpImpl("variant", "made up", lambda c: {}, variant="binary_tree")
+
+
+def test_plan_covers_every_suite() -> None:
+    ids = plan(["layers", "graphs", "throughput", "onnx"])
+    assert len([i for i in ids if i.startswith("layers/")]) == 32
+    assert "throughput/mlp_train/compiled" in ids and "onnx/import/cnn" in ids
+    assert len(ids) == len(set(ids))
+
+
+def test_correct_op_passes_forward_and_backward(tmp_path: Path) -> None:
+    out = layers.run(NumpyAdapter("cpu"), "dense", ctx(tmp_path))
+    assert out.status is Status.OK
+    assert out.data["backward"]["ok"] and len(out.data["backward"]["directions"]) == 3
+    assert out.data["points"] == 1.0
+
+
+def test_a_one_percent_gradient_error_is_caught(tmp_path: Path) -> None:
+    out = layers.run(WrongGradient("cpu"), "dense", ctx(tmp_path))
+    assert out.status is Status.FAILED and "gradient" in out.reason
+    assert out.data["points"] == 0.0
+
+
+def test_wrong_optimizer_fails_against_every_convention(tmp_path: Path) -> None:
+    out = layers.run(WrongConvention("cpu"), "sgd", ctx(tmp_path))
+    assert out.status is Status.FAILED and "forward output w" in out.reason
+
+
+def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
+    out = layers.run(BadVariant("cpu"), "hierarchical_softmax", ctx(tmp_path))
+    assert out.status is Status.ERROR and "binary_tree" in out.reason
+
+
+def test_define_by_run_checks_both_paths(tmp_path: Path) -> None:
+    out = graphs.run(NumpyAdapter("cpu"), "define_by_run", ctx(tmp_path))
+    assert out.status is Status.OK and [i["input"] for i in out.data["inputs"]] == ["positive-sum path", "negative-sum path"]
