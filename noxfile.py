@@ -49,6 +49,25 @@ def smoke(session: nox.Session) -> None:
     session.run("showdown", "validate", "results")
 
 
+@nox.session(python=PYTHON)
+def images(session: nox.Session) -> None:
+    """Build the Docker image of every framework with an adapter (cpu flavour unless `-- --device cuda`).
+
+    Needs a Docker engine; where no registry is reachable, run `nox -s base-image` first and pass
+    `-- --base-image showdown/debian:bookworm-py3.11` (or set SHOWDOWN_BASE_IMAGE).
+    """
+    session.install("-e", ".[docker]")
+    session.run("showdown", "images", "build", "--framework", "all", *session.posargs)
+    session.run("showdown", "images")
+
+
+@nox.session(name="base-image", python=PYTHON)
+def base_image(session: nox.Session) -> None:
+    """A Debian bookworm base image with Python 3.11, built locally (debootstrap + import): no registry needed."""
+    session.install("-e", ".[docker]")
+    session.run("showdown", "images", "base", *session.posargs)
+
+
 @nox.session(name="bench-gpu", python=PYTHON)
 def bench_gpu(session: nox.Session) -> None:
     """The suite on a CUDA GPU (refuses without one). Extra arguments go to `showdown run`."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,12 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", "-d", default="cpu", help="cpu (default) or cuda")
     run.add_argument("--suite", "-s", default=",".join(SUITES), help=f"comma-separated suites (default: all: {','.join(SUITES)})")
     run.add_argument("--out", "-o", type=Path, default=Path("results"), help="folder for result documents (default: results)")
-    run.add_argument("--runner", default="venv", choices=RUNNERS, help="venv: the framework's own virtualenv (default); local: this interpreter")
+    run.add_argument("--runner", default="venv", choices=RUNNERS,
+                     help="venv: the framework's own virtualenv (default); docker: its image (built if missing); local: this interpreter")
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
-    run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv first")
+    run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv (or image) first")
     run.add_argument("--timeout", type=float, default=None, help="wall-clock limit per probe in seconds (default: per suite, 120-300)")
     run.add_argument("--probe", action="append", default=None, help="run only this probe id (repeatable), e.g. layers/conv2d")
+    run.add_argument("--base-image", default=None,
+                     help="docker runner: base image for a framework image that is not built yet "
+                          "(default $SHOWDOWN_BASE_IMAGE or python:3.11-slim; `showdown images base` builds a local one)")
+
+    img = sub.add_parser("images", help="list, build or make the base of per-framework Docker images",
+                         description="Per-framework Docker images, built from the same pinned requirements as the "
+                                     "virtualenvs, installed with --no-index --require-hashes (no network in the build).")
+    img.add_argument("action", nargs="?", default="list", choices=["list", "build", "base"],
+                     help="list (default): built images; build: build images; base: a local Debian base image")
+    img.add_argument("--framework", "-f", default="all", help="build: framework name(s), comma-separated, or all")
+    img.add_argument("--device", "-d", default="cpu", help="build: cpu or cuda flavour")
+    img.add_argument("--base-image", default=None, help="build: the base image (default $SHOWDOWN_BASE_IMAGE or python:3.11-slim)")
+    img.add_argument("--tag", default=None, help="base: tag of the Debian image (default showdown/debian:bookworm-py3.11)")
 
     rep = sub.add_parser("report", help="Markdown report over result documents")
     rep.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
@@ -92,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "validate":
             return cmd_validate(args)
+        if args.command == "images":
+            return cmd_images(args)
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return 2
@@ -169,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         probes = list(args.probe)
         suites = sorted({p.split("/", 1)[0] for p in probes}, key=SUITES.index)
     timeouts = {s: args.timeout for s in SUITES} if args.timeout else {}
-    runner = get_runner(args.runner, rebuild=args.rebuild_env) if args.runner == "venv" else get_runner(args.runner)
+    runner = _runner(args, get_runner)
     con = _console()
     outcomes: list[tuple[str, str, str]] = []
     for info in infos:
@@ -277,6 +294,63 @@ def _throughput_headline(doc: dict[str, Any]) -> str:
         if rec["suite"] == "throughput" and rec["status"] == "ok":
             parts.append(f"{key.split('/', 1)[1]} {_fmt_time(rec['data']['timing']['median_s'])}")
     return ", ".join(parts) if parts else "-"
+
+
+def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
+    if args.runner == "venv":
+        return get_runner("venv", rebuild=args.rebuild_env)
+    if args.runner == "docker":
+        from harness.images import DockerUnavailable
+
+        try:
+            return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env)
+        except DockerUnavailable as exc:
+            raise UsageError(str(exc)) from None
+    return get_runner(args.runner)
+
+
+# ------------------------------------------------------------------------------------------------ images
+def cmd_images(args: argparse.Namespace) -> int:
+    from harness import images
+    from harness.runners import EnvironmentBuildError
+
+    con = _console()
+    try:
+        if args.action == "base":
+            tag = images.base_image(args.tag or images.LOCAL_BASE, say=lambda t: con.print(f"[dim]{t}[/dim]"))
+            con.print(f"base image: {tag} (use it with --base-image {tag} or SHOWDOWN_BASE_IMAGE={tag})")
+            return 0
+        if args.action == "build":
+            _check_device(args.device)
+            names = list(registry.frameworks()) if args.framework == "all" else args.framework.split(",")
+            base = args.base_image or os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE)
+            failed = 0
+            for name in names:
+                info = registry.get(name.strip())
+                try:
+                    res = images.build(info, args.device, base, lambda t: con.print(f"[dim]{t}[/dim]"))
+                    con.print(f"{res.tag}: {res.size_bytes / 1e9:.2f} GB, {res.seconds:.1f} s, {res.image_id[:19]}")
+                except EnvironmentBuildError as exc:
+                    failed += 1
+                    con.print(f"[red]{info.name}: {exc}[/red]")
+            return 1 if failed else 0
+        rows = images.list_images()
+    except images.DockerUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    except EnvironmentBuildError as exc:
+        raise UsageError(str(exc)) from None
+    from rich.table import Table
+
+    t = Table(title="showdown images")
+    for col in ("tag", "framework", "version", "flavour", "size", "id", "built"):
+        t.add_column(col)
+    for r in sorted(rows, key=lambda r: (r["framework"] or "", r["flavour"] or "")):
+        t.add_row(", ".join(r["tags"]) or "<untagged>", r["framework"] or "?", r["framework_version"] or "?", r["flavour"] or "?",
+                  f"{r['size_bytes'] / 1e9:.2f} GB", r["id"][7:19], (r["created"] or "")[:19])
+    con.print(t)
+    if not rows:
+        con.print("no images yet: `showdown images build --framework torch` builds one")
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -30,6 +30,13 @@ class FrameworkInfo:
         flavour = "cuda" if device.startswith("cuda") else "cpu"
         return self.directory / f"requirements-{flavour}.txt"
 
+    def system_packages(self) -> list[str]:
+        """Debian packages the framework needs at run time inside an image (apt-packages.txt, one per line)."""
+        path = self.directory / "apt-packages.txt"
+        if not path.exists():
+            return []
+        return [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines() if ln.split("#", 1)[0].strip()]
+
     def build_requirements(self) -> Path | None:
         """Packages to install first when the framework builds from source without build isolation."""
         path = self.directory / "requirements-build.txt"

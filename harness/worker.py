@@ -123,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--quick", action="store_true", help="short timing rounds (tests and smoke checks)")
+    parser.add_argument("--no-parent-watch", action="store_true",
+                        help="do not exit when stdin closes (in a container, where stdin is not the host's pipe)")
     args = parser.parse_args(argv)
 
-    _watch_parent()
+    if not args.no_parent_watch:
+        _watch_parent()
     work: Path = args.workdir
     records, logs = work / "records", work / "logs"
     records.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
 
-RUNNERS = ("venv", "local")
+RUNNERS = ("venv", "local", "docker")
 
 
 def get_runner(name: str, **options: object) -> Runner:
@@ -17,6 +17,10 @@ def get_runner(name: str, **options: object) -> Runner:
         from harness.runners.local import LocalRunner
 
         return LocalRunner()
+    if name == "docker":
+        from harness.runners.docker import DockerRunner
+
+        return DockerRunner(**options)  # type: ignore[arg-type]
     raise KeyError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
 
 

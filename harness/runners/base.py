@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.registry import SOURCE_ROOT, FrameworkInfo
 
@@ -15,11 +18,62 @@ class EnvironmentBuildError(Exception):
     """The framework's environment could not be created (install failed); the message says why and where."""
 
 
+class WorkerProcess(Protocol):
+    """A started worker, whatever runs it (a local process, a container): what the supervisor needs of it."""
+
+    def poll(self) -> int | None:
+        """None while running; else the exit status (negative: killed by that signal, as subprocess reports it)."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until it exits (subprocess.TimeoutExpired after `timeout` seconds)."""
+
+    def kill(self) -> None:
+        """Kill it and everything it started, then reap it."""
+
+    def close(self) -> None:
+        """Release it (closing its stdin tells a worker whose host went away to exit)."""
+
+
+class LocalProcess:
+    """A worker as a child process in its own session (so its whole process group can be killed)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **env}, start_new_session=True)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
 @dataclass
 class Interpreter:
-    """argv prefix to run `-m harness.worker ...` with, the environment variables to add, and a description for
-    the result document. `host_path`/`worker_path` translate the work folder when the worker sees another file
-    system (a container)."""
+    """How to start a worker: an argv prefix for `-m harness.worker ...`, environment variables to add, and a
+    description for the result document. Runners whose worker sees another file system or is not a local process
+    (a container) override `worker_path` and `spawn`."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
@@ -27,6 +81,10 @@ class Interpreter:
 
     def worker_path(self, host_path: Path) -> str:
         return str(host_path)
+
+    def spawn(self, worker_args: list[str], workdir: Path) -> WorkerProcess:
+        """Start `python -m harness.worker <worker_args>`; its own output goes to workdir/logs/worker.out."""
+        return LocalProcess([*self.argv, "-m", "harness.worker", *worker_args], self.env, workdir / "logs" / "worker.out")
 
 
 def source_env() -> dict[str, str]:

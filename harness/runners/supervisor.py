@@ -6,7 +6,6 @@ new worker for the probes that are left. The host never imports a framework.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import Status, make_record, write_json_atomic
-from harness.runners.base import Interpreter
+from harness.runners.base import Interpreter, WorkerProcess
 from harness.worker import EXIT_NO_DEVICE, EXIT_UNAVAILABLE, log_filename, tail
 
 POLL_S = 0.05
@@ -57,7 +56,7 @@ class Supervisor:
             raise WorkerError(f"the worker did not start within {self.startup_timeout_s:.0f}s") from None
         finally:
             self._close(proc)
-        return self._read_environment(probe_dir, proc.returncode)
+        return self._read_environment(probe_dir, proc.poll())
 
     def run(self, probes: list[str]) -> None:
         """Run `probes`, calling on_record for each record as it lands (including leftovers of a killed host)."""
@@ -74,7 +73,7 @@ class Supervisor:
             outcome = self._watch(proc, remaining)
             self._collect(remaining)
             if outcome is None:  # worker exited by itself
-                rc = proc.returncode
+                rc = proc.poll()
                 if rc in (EXIT_UNAVAILABLE, EXIT_NO_DEVICE):
                     self._read_environment(self.workdir, rc)
                 inflight = self._inflight()
@@ -89,25 +88,18 @@ class Supervisor:
                         )
 
     # ------------------------------------------------------------------------------------------ internals
-    def _spawn(self, workdir: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, workdir: Path) -> WorkerProcess:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.workers_started += 1
-        argv = [*self.interpreter.argv, "-m", "harness.worker", "--adapter", self.adapter, "--device", self.device,
-                "--workdir", self.interpreter.worker_path(workdir)]
+        args = ["--adapter", self.adapter, "--device", self.device, "--workdir", self.interpreter.worker_path(workdir)]
         if self.quick:
-            argv.append("--quick")
-        out = (workdir / "logs" / "worker.out").open("ab")
-        env = {**os.environ, **self.interpreter.env}
-        try:
-            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
-        finally:
-            out.close()
+            args.append("--quick")
+        return self.interpreter.spawn(args, workdir)
 
     def _out_log(self) -> Path:
         return self.workdir / "logs" / "worker.out"
 
-    def _watch(self, proc: subprocess.Popen[bytes], remaining: list[str]) -> str | None:
+    def _watch(self, proc: WorkerProcess, remaining: list[str]) -> str | None:
         """Poll until the worker exits (None) or a probe overruns its limit ('timeout': worker killed)."""
         current: str | None = None
         since = time.monotonic()
@@ -194,26 +186,13 @@ class Supervisor:
             (folder / name).unlink(missing_ok=True)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
-        """Kill the worker's whole process group (compilers and helpers it started go too)."""
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-        proc.wait()
+    def _kill(proc: WorkerProcess) -> None:
+        """Kill the worker and everything it started (compilers, helpers)."""
+        proc.kill()
 
     @staticmethod
-    def _close(proc: subprocess.Popen[bytes]) -> None:
-        if proc.stdin and not proc.stdin.closed:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                Supervisor._kill(proc)
+    def _close(proc: WorkerProcess) -> None:
+        proc.close()
 
 
 def _describe_exit(rc: int | None) -> str:

@@ -1,0 +1,211 @@
+"""Per-framework Docker images, built hermetically from the same pins as the virtualenvs.
+
+The host resolves the framework's pinned requirements into wheels (with pip, in the framework's own virtualenv, so
+sdists are built the way the venv runner builds them), writes a lock with a sha256 per wheel, and hands Docker a
+context with the wheels, the lock, the harness source and `containers/Dockerfile`. The image installs with
+`--no-index --require-hashes`, so the build needs no network. Everything talks to the Docker Engine through its
+API (the `docker` Python SDK), not the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.registry import SOURCE_ROOT, FrameworkInfo, home
+from harness.runners.base import EnvironmentBuildError
+from harness.runners.venv import VenvRunner
+
+DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile"
+DEFAULT_BASE = "python:3.11-slim"
+LOCAL_BASE = "showdown/debian:bookworm-py3.11"
+LABEL = "org.showdown.framework"
+
+
+class DockerUnavailable(Exception):
+    """No Docker engine answers; the message says how to get one."""
+
+
+def client() -> Any:
+    try:
+        import docker
+    except ImportError:
+        raise DockerUnavailable("the docker Python package is not installed (pip install -e '.[docker]')") from None
+    try:
+        c = docker.from_env(timeout=600)
+        c.ping()
+    except Exception as exc:
+        raise DockerUnavailable(f"no Docker engine answers ({str(exc)[:120]}); start dockerd or set DOCKER_HOST") from None
+    return c
+
+
+def flavour(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def image_tag(info: FrameworkInfo, device: str) -> str:
+    return f"showdown/{info.name}:{flavour(device)}"
+
+
+@dataclass
+class BuildResult:
+    tag: str
+    image_id: str
+    size_bytes: int
+    seconds: float
+    context_reused: bool
+
+
+_WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
+
+
+def lock_lines(wheels: Path) -> list[str]:
+    """`name==version --hash=sha256:...` for every wheel, sorted: the image installs exactly these files."""
+    lines = []
+    for whl in sorted(wheels.glob("*.whl")):
+        m = _WHEEL.match(whl.name)
+        if not m:
+            raise EnvironmentBuildError(f"cannot read name and version from wheel file name {whl.name}")
+        digest = hashlib.sha256(whl.read_bytes()).hexdigest()
+        lines.append(f"{m['name'].replace('_', '-').lower()}=={m['version']} --hash=sha256:{digest}")
+    return lines
+
+
+def build_context(info: FrameworkInfo, device: str, say: Callable[[str], None]) -> tuple[Path, bool]:
+    """A build context keyed by the requirements' hash; the wheels are resolved once and reused after that."""
+    venv = VenvRunner()
+    env_dir = venv.env_dir(info, device)
+    ctx = home() / "images" / f"{env_dir.name}"
+    ready = ctx / ".ready"
+    reused = ready.exists()
+    if not reused:
+        interp = venv.prepare(info, device, say)  # the framework's own env: it builds sdists as the venv did
+        if ctx.exists():
+            shutil.rmtree(ctx)
+        wheels = ctx / "wheels"
+        wheels.mkdir(parents=True)
+        say(f"resolving {info.name} ({flavour(device)}) into wheels for the image")
+        cmd = [interp.argv[0], "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "-w", str(wheels)]
+        if info.build_requirements() is not None:
+            cmd.append("--no-build-isolation")
+        cmd += ["-r", str(info.requirements(device))]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EnvironmentBuildError(f"resolving wheels for {info.name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        (ctx / "requirements.lock").write_text("\n".join(lock_lines(wheels)) + "\n")
+        ready.write_text(info.requirements(device).read_text())
+    _copy_source(ctx)
+    return ctx, reused
+
+
+def _copy_source(ctx: Path) -> None:
+    """The harness source (small) is copied fresh each time; unchanged files keep Docker's layer cache valid."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+    for name in ("harness", "frameworks"):
+        target = ctx / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(SOURCE_ROOT / name, target, ignore=ignore)
+    shutil.copy2(DOCKERFILE, ctx / "Dockerfile")
+
+
+def framework_version(info: FrameworkInfo, device: str) -> str:
+    """The version pinned on the first requirement line: by convention, the framework itself."""
+    for line in info.requirements(device).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            return line.partition("==")[2].strip() or "unpinned"
+    return "unknown"
+
+
+def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None]) -> BuildResult:
+    c = client()
+    t0 = time.perf_counter()
+    ctx, reused = build_context(info, device, say)
+    tag = image_tag(info, device)
+    apt = info.system_packages()
+    say(f"building {tag} from {base}" + (f" (with Debian packages: {' '.join(apt)})" if apt else ""))
+    try:
+        image, _logs = c.images.build(
+            path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False,
+            network_mode="host" if apt else "none",  # only the apt step needs it; pip installs from the context
+            buildargs={"BASE_IMAGE": base, "FRAMEWORK": info.name, "FLAVOUR": flavour(device),
+                       "FRAMEWORK_VERSION": framework_version(info, device), "APT_PACKAGES": " ".join(apt)},
+        )
+    except Exception as exc:
+        log = getattr(exc, "build_log", None) or []
+        tail = " | ".join(str(chunk.get("stream", chunk.get("error", ""))).strip() for chunk in list(log)[-4:] if isinstance(chunk, dict))
+        hint = f"; is the base image {base!r} present? (`showdown images base` builds a local one)" if "pull access" in str(exc) or "not found" in str(exc) else ""
+        raise EnvironmentBuildError(f"building {tag} failed: {str(exc)[:200]} {tail[:300]}{hint}") from None
+    try:  # the image this tag named before is now dangling: drop it (its layers stay cached if still shared)
+        c.images.prune(filters={"dangling": True, "label": LABEL})
+    except Exception:
+        pass
+    return BuildResult(tag, image.id, int(image.attrs.get("Size", 0)), time.perf_counter() - t0, reused)
+
+
+def describe(image: Any) -> dict[str, Any]:
+    labels = image.labels or {}
+    return {
+        "id": image.id, "tags": list(image.tags), "size_bytes": int(image.attrs.get("Size", 0)),
+        "created": image.attrs.get("Created"), "framework": labels.get(LABEL), "flavour": labels.get("org.showdown.flavour"),
+        "framework_version": labels.get("org.showdown.framework-version"), "base": labels.get("org.showdown.base"),
+        "repo_digests": list(image.attrs.get("RepoDigests") or []),
+    }
+
+
+def list_images() -> list[dict[str, Any]]:
+    c = client()
+    return [describe(img) for img in c.images.list(filters={"label": LABEL})]
+
+
+def base_image(tag: str = LOCAL_BASE, mirror: str | None = None, say: Callable[[str], None] = print) -> str:
+    """Build a Debian bookworm image with Python 3.11 from Debian's packages (debootstrap, then import): for
+    engines that cannot pull from a registry."""
+    c = client()
+    if shutil.which("debootstrap") is None:
+        raise EnvironmentBuildError("debootstrap is not installed (apt-get install debootstrap)")
+    if os.geteuid() != 0:
+        raise EnvironmentBuildError("debootstrap needs root")
+    mirror = mirror or _apt_mirror()
+    with tempfile.TemporaryDirectory(prefix="showdown-base-") as tmp:
+        root = Path(tmp) / "rootfs"
+        say(f"debootstrap bookworm from {mirror} (a few minutes)")
+        proc = subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+                               "bookworm", str(root), mirror], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise EnvironmentBuildError(f"debootstrap failed: {(proc.stdout + proc.stderr).strip().splitlines()[-1:]}")
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(root / junk, ignore_errors=True)
+            (root / junk).mkdir(parents=True, exist_ok=True)
+        archive = Path(tmp) / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(root, arcname=".")
+        repo, _, version = tag.partition(":")
+        say(f"importing {tag}")
+        c.api.import_image_from_file(str(archive), repository=repo, tag=version or "latest",
+                                     changes=['CMD ["python3"]', "ENV LANG=C.UTF-8"])
+    return tag
+
+
+def _apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses (so the base image comes from where the host's packages do)."""
+    for path in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+        if path.exists():
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("URIs:") and "security" not in line:
+                    return line.split()[1]
+                if line.startswith("deb ") and "security" not in line:
+                    return line.split()[1]
+    return "http://deb.debian.org/debian"

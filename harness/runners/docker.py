@@ -1,0 +1,155 @@
+"""The docker runner: the worker runs in the framework's image, through the Docker Engine API.
+
+The container has no network, runs as a non-root user on a read-only root file system with a writable /tmp, under
+CPU and memory limits; the run's work folder is its only writable mount, and records come back through it. GPUs
+are passed only when a CUDA device is asked for, and the engine must have the NVIDIA runtime for that.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import images
+from harness.registry import FrameworkInfo
+from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
+
+CONTAINER_WORKDIR = "/work"
+RUN_LABEL = "org.showdown.run"
+
+
+class ContainerProcess:
+    """A worker in a container, seen the way the supervisor sees a local process."""
+
+    def __init__(self, container: Any, log: Path) -> None:
+        self.container = container
+        self.log = log
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.container.reload()
+            state = self.container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                self._finish(int(state.get("ExitCode", 1)), bool(state.get("OOMKilled")))
+        return self.returncode
+
+    def _finish(self, code: int, oom: bool) -> None:
+        # tini (--init) reports a worker killed by signal N as 128 + N: give it back as -N, as subprocess does
+        self.returncode = -(code - 128) if code > 128 else code
+        if oom and code == 137:
+            self.returncode = -9
+        try:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            with self.log.open("ab") as fh:
+                fh.write(self.container.logs(stdout=True, stderr=True)[-200_000:])
+        except Exception:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("container", timeout or 0)
+            time.sleep(0.1)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            self.container.kill()
+        except Exception:
+            pass
+        self.wait(timeout=60)
+
+    def close(self) -> None:
+        if self.poll() is None:
+            self.kill()
+        try:
+            self.container.remove(force=True)
+        except Exception:
+            pass
+
+
+class DockerInterpreter(Interpreter):
+    def __init__(self, image: Any, device: str, cpus: float, memory: str, describe: dict[str, Any]) -> None:
+        super().__init__([], {}, describe)
+        self.image = image
+        self.device = device
+        self.cpus = cpus
+        self.memory = memory
+
+    def worker_path(self, host_path: Path) -> str:
+        return CONTAINER_WORKDIR
+
+    def spawn(self, worker_args: list[str], workdir: Path) -> ContainerProcess:
+        import docker
+
+        c = images.client()
+        workdir.mkdir(parents=True, exist_ok=True)
+        uid = os.getuid()
+        user = "10001:10001" if uid == 0 else f"{uid}:{os.getgid()}"
+        if uid == 0:
+            _open_to(workdir, 10001)
+        requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.device.startswith("cuda") else None
+        container = c.containers.run(
+            self.image.id, command=worker_args, detach=True, init=True, user=user,
+            network_mode="none", read_only=True, tmpfs={"/tmp": "rw,exec,nosuid,size=8g"},
+            volumes={str(workdir.resolve()): {"bind": CONTAINER_WORKDIR, "mode": "rw"}},
+            nano_cpus=int(self.cpus * 1e9), mem_limit=self.memory, device_requests=requests,
+            labels={RUN_LABEL: str(os.getpid())}, environment={"HOME": "/tmp"},
+        )
+        return ContainerProcess(container, workdir / "logs" / "worker.out")
+
+
+def _open_to(folder: Path, uid: int) -> None:
+    """Let the container's user write the work folder (the host stays owner of everything it made)."""
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            os.chown(path, uid, uid)
+        except OSError:
+            pass
+
+
+def reap_orphans() -> None:
+    """Remove containers left by a host that died (their owner process is gone)."""
+    c = images.client()
+    for container in c.containers.list(all=True, filters={"label": RUN_LABEL}):
+        owner = container.labels.get(RUN_LABEL, "")
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            container.remove(force=True)
+
+
+class DockerRunner(Runner):
+    name = "docker"
+
+    def __init__(self, base: str | None = None, cpus: float | None = None, memory: str = "8g", rebuild: bool = False) -> None:
+        self.base = base or os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE)
+        self.cpus = cpus or float(os.cpu_count() or 1)
+        self.memory = memory
+        self.rebuild = rebuild
+
+    def prepare(self, info: FrameworkInfo, device: str, say: Callable[[str], None]) -> Interpreter:
+        c = images.client()
+        reap_orphans()
+        if device.startswith("cuda") and "nvidia" not in (c.info().get("Runtimes") or {}):
+            raise EnvironmentBuildError("the Docker engine has no NVIDIA runtime: it cannot pass a GPU to the container "
+                                        "(install the NVIDIA container toolkit, or run with --runner venv)")
+        tag = images.image_tag(info, device)
+        image = None
+        if not self.rebuild:
+            try:
+                image = c.images.get(tag)
+            except Exception:
+                image = None
+        if image is None or self.rebuild:
+            images.build(info, device, self.base, say)
+            image = c.images.get(tag)
+        desc = {"name": "docker", "python": "/opt/venv/bin/python", "environment_path": tag,
+                "image": {**images.describe(image), "network": "none", "read_only_rootfs": True,
+                          "user": "non-root", "cpus": self.cpus, "memory": self.memory}}
+        return DockerInterpreter(image, device, self.cpus, self.memory, desc)
