@@ -373,7 +373,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.markdown import render
 
     docs = load_many(args.paths, newest_only=not args.all)
-    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     text = render(docs, generated=stamp)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def execute(req: RunRequest, hooks: RunHooks | None = None) -> RunResult:
                 hooks.say(f"resuming {path.name} ({len(doc['records'])} probes already recorded)")
     resumed = doc is not None
     if doc is None or path is None:
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         path = unused_path(req.out_dir, document_name(info.name, req.device, stamp))
         doc = new_document(
             run_id=path.stem, framework=info.name, device=req.device, plan=wanted,

@@ -77,13 +77,13 @@ def normalise(rubric: Rubric, raw: Mapping[str, Mapping[str, float | None]]) -> 
     best: dict[str, float] = {}
     for cid, crit in rubric.criteria.items():
         if crit.normalise == "relative":
-            values = [v[cid] for v in raw.values() if v.get(cid) is not None]
-            best[cid] = max(values) if values else 0.0
+            present = [float(x) for row in raw.values() if (x := row.get(cid)) is not None]
+            best[cid] = max(present) if present else 0.0
     out: dict[str, dict[str, float | None]] = {}
-    for fw, values in raw.items():
+    for fw, given in raw.items():
         row: dict[str, float | None] = {}
         for cid, crit in rubric.criteria.items():
-            v = values.get(cid)
+            v = given.get(cid)
             if v is None:
                 row[cid] = None
             elif crit.normalise == "max":
