@@ -45,7 +45,7 @@ def smoke(session: nox.Session) -> None:
     if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
         args = ["--framework", "all", *args]
     session.run("showdown", "run", "--device", "cpu", *args, success_codes=[0, 1])
-    session.run("showdown", "report", "results", "--output", "results/report.md")
+    session.run("showdown", "report", "results", "--out-dir", "results")
     session.run("showdown", "validate", "results")
 
 
@@ -81,4 +81,4 @@ def bench_gpu(session: nox.Session) -> None:
     if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
         args = ["--framework", "all", *args]
     session.run("showdown", "run", "--device", "cuda", *args, success_codes=[0, 1])
-    session.run("showdown", "report", "results", "--output", "results/report-gpu.md")
+    session.run("showdown", "report", "results", "--out-dir", "results/gpu")

@@ -73,6 +73,7 @@ class CompiledFunction:
     path: str
     call: Callable[[Sequence[Array]], tuple[float, Array]]
     traces: Callable[[], int | None] = lambda: None
+    notes: list[str] = field(default_factory=list)  # what the record should say about this path (quirks, workarounds)
 
 
 @dataclass
@@ -147,6 +148,10 @@ class Adapter(ABC):
     @abstractmethod
     def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
         """Run fn(F, *tensors) eagerly (define-by-run) and return its scalar value and d value / d args[0]."""
+
+    def graph_notes(self) -> list[str]:
+        """Anything the define-by-run record should say about how the programs ran (e.g. an adapted namespace)."""
+        return []
 
     def compile_paths(self) -> list[str]:
         """Names of the framework's compile/symbolic paths, best first (e.g. ['torch.compile', 'torch.jit.script'])."""

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--framework", "-f", required=True,
                      help="framework name (see `showdown list`), several comma-separated, or 'all'; one failing does not stop the others")
     run.add_argument("--device", "-d", default="cpu", help="cpu (default) or cuda")
-    run.add_argument("--suite", "-s", default=",".join(SUITES), help=f"comma-separated suites (default: all: {','.join(SUITES)})")
+    run.add_argument("--suite", "-s", action="append", default=None,
+                     help=f"suites, comma-separated or repeated (default: all: {','.join(SUITES)})")
     run.add_argument("--out", "-o", type=Path, default=Path("results"), help="folder for result documents (default: results)")
     run.add_argument("--runner", default="venv", choices=RUNNERS,
                      help="venv: the framework's own virtualenv (default); docker: its image (built if missing); local: this interpreter")
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="docker runner: base image for a framework image that is not built yet "
                           "(default $SHOWDOWN_BASE_IMAGE or python:3.11-slim; `showdown images base` builds a local one)")
 
+    run.add_argument("--flavour", choices=["cpu", "cuda"], default=None,
+                     help="docker runner: which image flavour to run in (default: the device's; the cuda image also runs --device cpu)")
+
     img = sub.add_parser("images", help="list, build or make the base of per-framework Docker images",
                          description="Per-framework Docker images, built from the same pinned requirements as the "
                                      "virtualenvs, installed with --no-index --require-hashes (no network in the build).")
@@ -82,10 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--base-image", default=None, help="build: the base image (default $SHOWDOWN_BASE_IMAGE or python:3.11-slim)")
     img.add_argument("--tag", default=None, help="base: tag of the Debian image (default showdown/debian:bookworm-py3.11)")
 
-    rep = sub.add_parser("report", help="Markdown report over result documents")
+    rep = sub.add_parser("report", help="report over result documents: Markdown on the terminal, or report.md + report.html")
     rep.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     rep.add_argument("--all", action="store_true", help="every document, not only the newest per framework and device")
-    rep.add_argument("--output", type=Path, default=None, help="write the Markdown here instead of the terminal")
+    rep.add_argument("--out-dir", type=Path, default=None,
+                     help="write report.md and a self-contained report.html (with charts) into this folder")
+    rep.add_argument("--rubric", default="showdown-2026", help="rubric to score with (default showdown-2026; showdown-2018 also available)")
+    rep.add_argument("--no-timestamp", action="store_true", help="leave the generation time out (byte-for-byte reproducible)")
+
+    sco = sub.add_parser("score", help="rubric scores of result documents (a pure function of results, rubric and facts)")
+    sco.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
+    sco.add_argument("--rubric", default="showdown-2026", help="rubric id (default showdown-2026)")
+    sco.add_argument("--json", action="store_true", help="machine-readable output")
 
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
@@ -109,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "images":
             return cmd_images(args)
+        if args.command == "score":
+            return cmd_score(args)
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return 2
@@ -157,7 +171,7 @@ def cmd_list() -> int:
 def _parse_suites(text: str) -> list[str]:
     from harness.probes import SUITES
 
-    suites = [s.strip() for s in text.split(",") if s.strip()]
+    suites = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     unknown = [s for s in suites if s not in SUITES]
     if unknown or not suites:
         raise UsageError(f"unknown suite {', '.join(unknown) or '(none given)'}; known: {', '.join(SUITES)}")
@@ -176,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     names = list(registry.frameworks()) if args.framework == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
     infos = [registry.get(n) for n in names]
     _check_device(args.device)
-    suites = _parse_suites(args.suite)
+    suites = _parse_suites(",".join(args.suite) if args.suite else ",".join(SUITES))
     probes = None
     if args.probe:
         known = set(plan(list(SUITES)))
@@ -303,7 +317,7 @@ def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
         from harness.images import DockerUnavailable
 
         try:
-            return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env)
+            return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env, flavour=args.flavour)
         except DockerUnavailable as exc:
             raise UsageError(str(exc)) from None
     return get_runner(args.runner)
@@ -369,18 +383,59 @@ def load_many(paths: Sequence[Path], newest_only: bool) -> list[dict[str, Any]]:
     return list(newest.values())
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report.markdown import render
+def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str) -> tuple[list[dict[str, Any]], Any, Any]:
+    from harness.scoring import rubric as rb
+    from harness.scoring.score import score
 
-    docs = load_many(args.paths, newest_only=not args.all)
-    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    text = render(docs, generated=stamp)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-        print(f"report: {args.output} ({len(docs)} documents)")
-    else:
+    docs = load_many(paths, newest_only=newest_only)
+    try:
+        rubric = rb.load(rubric_id)
+    except rb.RubricError as exc:
+        raise UsageError(str(exc)) from None
+    cpu = [d for d in docs if d["device"] == "cpu"]
+    scoring_docs = cpu or docs
+    seen: set[str] = set()
+    unique = [d for d in scoring_docs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
+    return docs, rubric, score(unique, rubric)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import html as html_report
+    from harness.report.markdown import render
+    from harness.scoring.score import latest_snapshot
+
+    docs, rubric, scores = _scored(args.paths, not args.all, args.rubric)
+    stamp = None if args.no_timestamp else _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    text = render(docs, generated=stamp, scores=scores, rubric=rubric)
+    if args.out_dir is None:
         sys.stdout.write(text)
+        return 0
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "report.md").write_text(text)
+    scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
+    page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0])
+    (args.out_dir / "report.html").write_text(page)
+    print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({len(docs)} documents, rubric {rubric.id})")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    _, rubric, scores = _scored(args.paths, True, args.rubric)
+    if args.json:
+        print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores]}, indent=1))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"{rubric.title} ({rubric.id} v{rubric.version})")
+    for col in ("framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"):
+        t.add_column(col)
+    for s in scores:
+        t.add_row(s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
+                  _fmt1(s.score_2018["overall"]) if s.score_2018 else "-")
+    _console().print(t)
     return 0
 
 
@@ -404,3 +459,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok      {f}")
     print(f"{len(files) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def _fmt1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.registry import SOURCE_ROOT, FrameworkInfo, home
 from harness.runners.base import EnvironmentBuildError
-from harness.runners.venv import VenvRunner
+from harness.runners.venv import VenvRunner, pip_isolation
 
 DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile"
 DEFAULT_BASE = "python:3.11-slim"
@@ -95,7 +95,7 @@ def build_context(info: FrameworkInfo, device: str, say: Callable[[str], None]) 
         wheels = ctx / "wheels"
         wheels.mkdir(parents=True)
         say(f"resolving {info.name} ({flavour(device)}) into wheels for the image")
-        cmd = [interp.argv[0], "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "-w", str(wheels)]
+        cmd = [interp.argv[0], "-m", "pip", "wheel", "--disable-pip-version-check", *pip_isolation(device), "-q", "-w", str(wheels)]
         if info.build_requirements() is not None:
             cmd.append("--no-build-isolation")
         cmd += ["-r", str(info.requirements(device))]

@@ -51,6 +51,8 @@ _BUILTIN: dict[str, FrameworkInfo] = {
     info.name: info
     for info in (
         _fw("torch", "PyTorch", "TorchAdapter"),
+        _fw("mxnet", "Apache MXNet (Gluon)", "MxnetAdapter", "retired to the Apache Attic in 2023; last release 1.9.1"),
+        _fw("chainer", "Chainer", "ChainerAdapter", "in maintenance mode since 2019; last release 7.8.1"),
     )
 }
 

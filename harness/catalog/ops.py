@@ -279,6 +279,26 @@ def _adaptive_case(rng: np.random.Generator) -> CaseTemplate:
     return CaseTemplate(arrays, {"vocab": cutoff + tail, "cutoffs": [cutoff], "div_value": 1.0}, "x")
 
 
+# A fixed, unbalanced binary tree over 8 classes with 7 internal nodes (0 is the root), so paths have 2 to 4 nodes:
+# node 0: code 0 -> node 1, code 1 -> node 2; node 1: 0 -> class 0, 1 -> node 3; node 3: 0 -> class 1, 1 -> class 2;
+# node 2: 0 -> node 4, 1 -> node 5; node 4: 0 -> class 3, 1 -> node 6; node 6: 0 -> class 4, 1 -> class 5;
+# node 5: 0 -> class 6, 1 -> class 7. Rows are classes, root first, padded with -1.
+HSIGMOID_PATH_TABLE = np.array([[0, 1, -1, -1], [0, 1, 3, -1], [0, 1, 3, -1], [0, 2, 4, -1],
+                                [0, 2, 4, 6], [0, 2, 4, 6], [0, 2, 5, -1], [0, 2, 5, -1]], dtype=np.int64)
+HSIGMOID_PATH_CODE = np.array([[0, 0, -1, -1], [0, 1, 0, -1], [0, 1, 1, -1], [1, 0, 0, -1],
+                               [1, 0, 1, 0], [1, 0, 1, 1], [1, 1, 0, -1], [1, 1, 1, -1]], dtype=np.int64)
+
+
+def _hsigmoid_case(rng: np.random.Generator) -> CaseTemplate:
+    d, nodes = 5, HSIGMOID_PATH_TABLE.max() + 1
+    arrays = {
+        "x": _n(rng, 4, d, scale=1.0), "targets": np.array([0, 3, 5, 7], dtype=np.int64),
+        "w_nodes": _n(rng, int(nodes), d), "b_nodes": _n(rng, int(nodes)),
+        "path_table": HSIGMOID_PATH_TABLE.copy(), "path_code": HSIGMOID_PATH_CODE.copy(),
+    }
+    return CaseTemplate(arrays, {"vocab": HSIGMOID_PATH_TABLE.shape[0], "nodes": int(nodes)}, "x")
+
+
 def _ctc_case(rng: np.random.Generator) -> CaseTemplate:
     arrays = {
         "logits": _n(rng, 6, 2, 4, scale=1.0),
@@ -412,7 +432,13 @@ OPS: tuple[OpSpec, ...] = (
                "adaptive_softmax", "Adaptive softmax",
                "head over 4 shortlist words + 1 cluster token (with bias), one tail cluster of 4 words through a "
                "(D, D) projection and a (D, 4) output, both without bias; log p(target)",
-               _adaptive_case, _r(nn.adaptive_softmax, "x", "targets", "w_head", "b_head", "w_proj", "w_tail"))}),
+               _adaptive_case, _r(nn.adaptive_softmax, "x", "targets", "w_head", "b_head", "w_proj", "w_tail")),
+               "hierarchical_sigmoid": VariantSpec(
+               "hierarchical_sigmoid", "Hierarchical sigmoid (binary tree)",
+               "a fixed unbalanced binary tree over 8 classes, 7 internal nodes each scoring x w_n + b_n (w_nodes "
+               "(7, D), b_nodes (7)); path_table / path_code (8, 4) give each class's nodes and codes root first, "
+               "padded with -1; code 1 takes probability sigmoid(score), code 0 sigmoid(-score); log p(target)",
+               _hsigmoid_case, _r(nn.hierarchical_sigmoid, "x", "targets", "w_nodes", "b_nodes", "path_table", "path_code"))}),
     OpSpec(24, "ctc_loss", "CTC loss", "loss",
            "logits (T=6, B=2, C=4) time-major, blank 0, per-example negative log-likelihood, no reduction",
            _ctc_case, {"default": _r(nn.ctc_loss, "logits", "targets", "input_lengths", "target_lengths")}, rtol=1e-4, atol=1e-4),

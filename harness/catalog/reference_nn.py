@@ -301,6 +301,30 @@ def adaptive_softmax(x: Array, targets: Array, w_head: Array, b_head: Array, w_p
     return out
 
 
+def hierarchical_sigmoid(
+    x: Array, targets: Array, w_nodes: Array, b_nodes: Array, path_table: Array, path_code: Array
+) -> Array:
+    """Hierarchical sigmoid over an explicit binary tree (Morin & Bengio 2005), a close variant of hierarchical softmax.
+
+    Every internal node n is a binary classifier with score s_n = x w_n + b_n (w_nodes (nodes, D), b_nodes (nodes)):
+    it sends x to its child coded 1 with probability sigmoid(s_n) and to its child coded 0 with 1 - sigmoid(s_n)
+    = sigmoid(-s_n). log p(class) is the sum over the nodes on the class's path of log sigmoid((2 code - 1) s_n).
+    path_table / path_code (classes, L): node indices and codes along each class's path, padded with -1 after its
+    end. Returns log p(target) per example.
+    """
+    x = _f64(x)
+    w, b = _f64(w_nodes), _f64(b_nodes)
+    table, code = np.asarray(path_table), np.asarray(path_code)
+    out = np.zeros(x.shape[0])
+    for i, t in enumerate(np.asarray(targets)):
+        for node, bit in zip(table[t], code[t]):
+            if node < 0:
+                break
+            s = x[i] @ w[node] + b[node]
+            out[i] -= np.logaddexp(0.0, -(2.0 * bit - 1.0) * s)  # log sigmoid(z) = -log(1 + exp(-z))
+    return out
+
+
 def ctc_loss(logits: Array, targets: Array, input_lengths: Array, target_lengths: Array, blank: int) -> Array:
     """Connectionist temporal classification loss per example by the forward algorithm in log space.
 

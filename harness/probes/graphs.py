@@ -59,7 +59,7 @@ def _define_by_run(adapter: Adapter) -> Outcome:
         _, _, second = _timed(partial(adapter.value_and_grad, g.control_flow, inp.args))
         check = _check(value, grad, inp.args, g.control_flow)
         results.append({"input": inp.label, "first_call_s": first, "second_call_s": second, **check})
-    data = {"program": "control_flow", "mode": "eager", "inputs": results}
+    data = {"program": "control_flow", "mode": "eager", "inputs": results, "notes": adapter.graph_notes()}
     if all(r["ok"] for r in results):
         return Outcome(Status.OK, "", data)
     bad = next(r for r in results if not r["ok"])
@@ -118,6 +118,7 @@ def _compiled_static(adapter: Adapter, path: str) -> dict[str, Any]:
     except Exception as exc:
         result["new_shape"] = {"outcome": "failed", "error": _short(exc)}
     result["outcome"] = "compiled" if check["ok"] else "wrong result"
+    result["notes"] = compiled.notes
     return result
 
 
@@ -132,4 +133,5 @@ def _compiled_control_flow(adapter: Adapter, path: str) -> dict[str, Any]:
             per_input.append({"input": inp.label, "ok": False, "error": _short(exc)})
     ok = all(r["ok"] for r in per_input)
     err = next((r.get("error") for r in per_input if not r["ok"]), None)
-    return {"ok": ok, "outcome": "handled" if ok else "rejected", "inputs": per_input, "error": err}
+    outcome = "handled" if ok else ("wrong result" if err is None else "rejected")
+    return {"ok": ok, "outcome": outcome, "inputs": per_input, "error": err, "notes": compiled.notes}

@@ -68,13 +68,31 @@ def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> 
     return text
 
 
-def render(docs: Sequence[dict[str, Any]], generated: str | None = None) -> str:
+def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
+           rubric: Any = None) -> str:
     """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output)."""
     docs = sorted(docs, key=lambda d: (d["framework"] != BASELINE, d["framework"], d["device"]))
     cols = [label(d) for d in docs]
     lines: list[str] = ["# showdown report", ""]
     if generated:
         lines += [f"Generated {generated}.", ""]
+    if scores and rubric is not None:
+        lines += [f"## Scores ({rubric.id} v{rubric.version})", "",
+                  "Each criterion normalised to 0-100; a category is the mean of its determined criteria; overall is "
+                  "the mean of the categories; tiers are clusters of overall scores. 2018: the post's published score.", ""]
+        lines += _table(["framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"],
+                        [[s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
+                          _fmt1(s.score_2018["overall"]) if s.score_2018 else "not scored"] for s in scores])
+        lines += ["", "Criteria (normalised; m = measured by probes, f = facts file, s = activity snapshot):", ""]
+        tag = {"measured": "m", "facts": "f", "snapshot": "s", "missing": ""}
+        rows = []
+        for cat in rubric.categories:
+            for cid in cat.criteria:
+                rows.append([f"{cat.name}: {rubric.criteria[cid].name}",
+                             *("-" if s.criteria[cid].normalised is None else f"{s.criteria[cid].normalised:.1f} {tag[s.criteria[cid].origin]}"
+                               for s in scores)])
+        lines += _table(["criterion", *(s.framework for s in scores)], rows)
+        lines.append("")
 
     lines += ["## Runs", ""]
     lines += _table(["", *cols], [
@@ -213,3 +231,7 @@ def _param_mismatches(docs: Sequence[dict[str, Any]]) -> list[str]:
             if r["suite"] == "throughput" and r["status"] == "ok" and not r["data"].get("param_count_matches", True):
                 out.append(f"{label(d)} {r['probe']}: {r['data']['param_count']} vs {r['data']['expected_param_count']}")
     return out
+
+
+def _fmt1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -127,8 +127,10 @@ def reap_orphans() -> None:
 class DockerRunner(Runner):
     name = "docker"
 
-    def __init__(self, base: str | None = None, cpus: float | None = None, memory: str = "8g", rebuild: bool = False) -> None:
+    def __init__(self, base: str | None = None, cpus: float | None = None, memory: str = "8g", rebuild: bool = False,
+                 flavour: str | None = None) -> None:
         self.base = base or os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE)
+        self.flavour = flavour  # None: the device's own (cpu image for cpu, cuda image for cuda)
         self.cpus = cpus or float(os.cpu_count() or 1)
         self.memory = memory
         self.rebuild = rebuild
@@ -139,15 +141,18 @@ class DockerRunner(Runner):
         if device.startswith("cuda") and "nvidia" not in (c.info().get("Runtimes") or {}):
             raise EnvironmentBuildError("the Docker engine has no NVIDIA runtime: it cannot pass a GPU to the container "
                                         "(install the NVIDIA container toolkit, or run with --runner venv)")
-        tag = images.image_tag(info, device)
+        flavour = self.flavour or images.flavour(device)
+        if flavour == "cpu" and device.startswith("cuda"):
+            raise EnvironmentBuildError("the cpu image has no CUDA build of the framework; use the cuda flavour for --device cuda")
+        tag = images.image_tag(info, flavour)
         image = None
         if not self.rebuild:
             try:
                 image = c.images.get(tag)
-            except Exception:
+            except Exception:  # not built yet
                 image = None
         if image is None or self.rebuild:
-            images.build(info, device, self.base, say)
+            images.build(info, flavour, self.base, say)
             image = c.images.get(tag)
         desc = {"name": "docker", "python": "/opt/venv/bin/python", "environment_path": tag,
                 "image": {**images.describe(image), "network": "none", "read_only_rootfs": True,

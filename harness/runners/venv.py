@@ -19,7 +19,8 @@ READY = ".showdown-ready"
 class VenvRunner(Runner):
     name = "venv"
 
-    def __init__(self, root: Path | None = None, python: str = sys.executable, rebuild: bool = False) -> None:
+    def __init__(self, root: Path | None = None, python: str = getattr(sys, "_base_executable", sys.executable),
+                 rebuild: bool = False) -> None:
         self.root = root or home() / "venvs"
         self.python = python
         self.rebuild = rebuild
@@ -29,8 +30,10 @@ class VenvRunner(Runner):
         for path in (info.requirements(device), info.build_requirements()):
             if path is not None:
                 digest.update(path.read_bytes())
-        digest.update(self.python.encode())
+        # the interpreter's version and installation, not the path it was reached by (a nox or pytest venv of the same
+        # Python must find the same environment)
         digest.update(sys.version.encode())
+        digest.update(sys.base_prefix.encode())
         flavour = "cuda" if device.startswith("cuda") else "cpu"
         return self.root / f"{info.name}-{flavour}-{digest.hexdigest()[:10]}"
 
@@ -51,7 +54,7 @@ class VenvRunner(Runner):
         env.parent.mkdir(parents=True, exist_ok=True)
         log = env.parent / f"{env.name}.install.log"
         say(f"creating the {info.name} environment in {env} (log: {log})")
-        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *pip_isolation(device)]
         steps: list[list[str]] = [[self.python, "-m", "venv", str(env)]]
         build = info.build_requirements()
         if build is not None:
@@ -69,6 +72,13 @@ class VenvRunner(Runner):
                     last = _last_error(log)
                     raise EnvironmentBuildError(f"installing {info.name} failed ({last}); full log: {log}")
         (env / READY).write_text(info.requirements(device).read_text())
+
+
+def pip_isolation(device: str) -> list[str]:
+    """CUDA environments ignore the machine's pip configuration: a local CPU build of a framework (found through a
+    configured --find-links folder, with a `+cpu` local version that satisfies `==X.Y.Z`) must never stand in for
+    the CUDA build. Their requirements file names its index itself."""
+    return ["--isolated"] if device.startswith("cuda") else []
 
 
 def _last_error(log: Path) -> str:

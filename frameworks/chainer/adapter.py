@@ -1,0 +1,778 @@
+"""Chainer adapter: chainer.links, chainer.functions, chainer.optimizers; the experimental chainer.static_graph
+(trace once, replay a static schedule) as the only compile path; the onnx_chainer exporter that the chainer 7.8.1
+distribution ships; no ONNX importer.
+
+Chainer is in maintenance mode since 2019 (7.8.1 is its last release). Two of its habits shape this adapter:
+- Variables refuse Python comparisons (`v < 1.0` raises TypeError: Chainer code compares `v.array`), so the graph
+  namespace's `sum` returns a Variable that compares by its array, the Chainer idiom, leaving the programs as written.
+- Links hold weights as (out, in) and recurrent links keep one weight block per gate (w0..w7 for NStepLSTM), so every
+  catalog array is mapped explicitly below, citing the order Chainer documents (or, where its docs and its
+  code disagree, the order the code runs).
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import (
+    Adapter,
+    CompiledFunction,
+    ExportResult,
+    ImportResult,
+    OpImpl,
+    Unsupported,
+    Workload,
+    distribution_versions,
+    require,
+)
+from harness.catalog.ops import Case
+
+Array = np.ndarray
+CANONICAL_LSTM = "ifgo"  # the catalog's gate order
+# chainer.functions.n_step_lstm's docstring says i = W0 x + W4 h, f = W1, o = W2, a (= g) = W3, but its code feeds
+# [W2, W0, W1, W3] to chainer.functions.lstm, whose gates are (a, i, f, o): W2 is the cell input g and W3 the output
+# gate (chainer issue #8579, closed unfixed). The code decides what runs: i, f, g, o
+CHAINER_LSTM = "ifgo"
+# chainer.functions.n_step_gru documents r = W0 x + W3 h, z = W1 x + W4 h, h' = tanh(W2 x + b2 + r * (W5 h + b5)):
+# gate order r, z, n with the reset gate applied after the recurrent matmul
+CHAINER_GRU = "rzn"
+STATIC_GRAPH = "chainer.static_graph"
+
+
+def gate_blocks(w: Array, src: str, dst: str, axis: int = -1) -> list[Array]:
+    """Split stacked gate blocks along `axis` (order `src`) and return them in order `dst`."""
+    blocks = np.split(w, len(src), axis=axis)
+    return [blocks[src.index(g)] for g in dst]
+
+
+def code_tree(path_table: Array, path_code: Array) -> tuple[Any, list[int]]:
+    """The catalog's binary tree (each class's nodes and codes, root first, padded with -1) as the nested
+    (left, right) tuples chainer's BinaryHierarchicalSoftmax parses, plus the catalog node behind each of chainer's
+    node numbers. Chainer numbers internal nodes in depth-first pre-order and scores the left child with +W.x
+    (code 1.0) and the right one with -W.x, so the catalog's code-1 child (probability sigmoid(score)) goes left."""
+    children: dict[int, dict[int, Any]] = {}
+    for cls, (nodes, codes) in enumerate(zip(path_table, path_code)):
+        path = [(int(n), int(b)) for n, b in zip(nodes, codes) if n >= 0]
+        for (node, bit), nxt in zip(path, [p[0] for p in path[1:]] + [None]):
+            children.setdefault(node, {})[bit] = ("node", nxt) if nxt is not None else ("leaf", cls)
+    order: list[int] = []
+
+    def build(node: int) -> Any:
+        order.append(node)
+        sides = []
+        for bit in (1, 0):
+            kind, value = children[node][bit]
+            sides.append(build(value) if kind == "node" else value)
+        return tuple(sides)
+
+    return build(int(path_table[0][0])), order
+
+
+class ChainerAdapter(Adapter):
+    name = "chainer"
+    distribution = "chainer"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        import chainer
+        import chainer.functions as F
+        import chainer.links as L
+        import chainer.optimizers as O
+
+        self.chainer = chainer
+        self.F, self.L, self.O = F, L, O
+        self.dev = chainer.get_device("@numpy" if device == "cpu" else f"@cupy:{device.partition(':')[2] or 0}")
+        self._comparable = self._comparable_variable_class()
+
+    # ------------------------------------------------------------------------------------------ identity
+    def versions(self) -> dict[str, str]:
+        names = ["chainer", "numpy", "onnx", "onnxruntime", "protobuf"]
+        return distribution_versions(*names, *(["cupy-cuda12x"] if self.device != "cpu" else []))
+
+    def device_available(self) -> tuple[bool, str]:
+        if self.device == "cpu":
+            return True, ""
+        cuda = self.chainer.backends.cuda
+        if not cuda.available:
+            return False, f"chainer {self.chainer.__version__} has no usable CUDA backend (cupy missing or no GPU visible)"
+        return True, ""
+
+    def device_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"array_backend": self.dev.xp.__name__, "chainerx": self.chainer.backend.chainerx.is_available()}
+        if self.device != "cpu" and self.chainer.backends.cuda.available:
+            cupy = self.chainer.backends.cuda.cupy
+            props = cupy.cuda.runtime.getDeviceProperties(self.dev.device.id)
+            info.update(name=props["name"].decode(), cuda_runtime=cupy.cuda.runtime.runtimeGetVersion(),
+                        cudnn=self.chainer.backends.cuda.cudnn_enabled)
+        return info
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def T(self, a: Array, dtype: Any = None) -> Any:
+        """A NumPy array on the adapter's device (float32 unless `dtype` says otherwise)."""
+        return self.dev.send(np.ascontiguousarray(a, dtype=dtype or np.float32))
+
+    def V(self, a: Array) -> Any:
+        return self.chainer.Variable(self.T(a))
+
+    def ints(self, a: Array) -> Any:
+        """Integer indices as int32, the only index type chainer's EmbedID, CTC and hierarchical softmax accept."""
+        return self.T(a, np.int32)
+
+    def N(self, v: Any) -> Array:
+        array = v.array if isinstance(v, self.chainer.Variable) else v
+        return np.asarray(self.chainer.backend.CpuDevice().send(array))
+
+    def _set(self, target: Any, value: Array) -> None:
+        """Copy a catalog array (already in chainer's layout) into a Parameter or a persistent array."""
+        value = np.asarray(value, np.float32)
+        current = target.array if isinstance(target, self.chainer.Variable) else target
+        if tuple(current.shape) != value.shape:
+            raise ValueError(f"layout mapping error: chainer expects {tuple(current.shape)}, got {value.shape}")
+        current[...] = self.T(value)
+
+    def _api(self, dotted: str) -> Any:
+        """Resolve 'chainer.links.Linear' at run time; a missing name raises Unsupported naming it."""
+        obj: Any = self.chainer
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[1:], start=1):
+            obj = require(obj, part, ".".join(parts[:i]))
+        return obj
+
+    def _to_device(self, link: Any) -> Any:
+        link.to_device(self.dev)
+        return link
+
+    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
+        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`."""
+        out = {k: self.N(v) for k, v in outputs.items()}
+        if case.grad_wrt is not None:
+            names = list(case.cotangents)
+            (g,) = self.chainer.grad([outputs[k] for k in names], [wrt], [self.V(case.cotangents[k]) for k in names])
+            out["grad"] = self.N(g)
+        return out
+
+    def _input_op(self, api: str, forward: Callable[[Any, Case], dict[str, Any]], kind: str = "native",
+                  variant: str | None = None, note: str = "") -> OpImpl:
+        """An op applied to the case's grad_wrt input (APIs are resolved by the caller, before this)."""
+
+        def run(case: Case) -> dict[str, Array]:
+            x = self.V(case.arrays[case.grad_wrt or "x"])
+            return self._result(case, x, forward(x, case))
+
+        return OpImpl(kind, api, run, variant, note)
+
+    # ------------------------------------------------------------------------------------------ layers
+    def op_dense(self) -> OpImpl:
+        Linear = self._api("chainer.links.Linear")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            w = c.arrays["w"]
+            m = self._to_device(Linear(*w.shape))
+            self._set(m.W, w.T)  # chainer's Linear.W is (out, in); the catalog's W is (in, out)
+            self._set(m.b, c.arrays["b"])
+            return {"y": m(x)}
+
+        return self._input_op("chainer.links.Linear", forward, note="W transposed: chainer keeps (out, in)")
+
+    def _conv(self, api: str, ndim: int) -> OpImpl:
+        Conv = self._api(api)
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            w = c.arrays["w"]  # (O, C, *k): chainer's own layout for Convolution1D/2D/3D
+            m = self._to_device(Conv(w.shape[1], w.shape[0], w.shape[2:], stride=c.config["stride"], pad=c.config["padding"],
+                                     dilate=c.config["dilation"]))
+            self._set(m.W, w)
+            self._set(m.b, c.arrays["b"])
+            return {"y": m(x)}
+
+        return self._input_op(api, forward, note=f"{ndim}-D, default cover_all=False")
+
+    def op_conv1d(self) -> OpImpl:
+        return self._conv("chainer.links.Convolution1D", 1)
+
+    def op_conv2d(self) -> OpImpl:
+        return self._conv("chainer.links.Convolution2D", 2)
+
+    def op_conv3d(self) -> OpImpl:
+        return self._conv("chainer.links.Convolution3D", 3)
+
+    def op_conv_transpose2d(self) -> OpImpl:
+        Deconv = self._api("chainer.links.Deconvolution2D")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            w = c.arrays["w"]  # (C_in, C_out, kH, kW): chainer's Deconvolution2D layout too
+            m = self._to_device(Deconv(w.shape[0], w.shape[1], w.shape[2:], stride=c.config["stride"], pad=c.config["padding"]))
+            self._set(m.W, w)
+            self._set(m.b, c.arrays["b"])
+            return {"y": m(x)}
+
+        return self._input_op("chainer.links.Deconvolution2D", forward)
+
+    def op_separable_conv2d(self) -> OpImpl:
+        Depthwise = self._api("chainer.links.DepthwiseConvolution2D")
+        Conv = self._api("chainer.links.Convolution2D")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            dw, pw = c.arrays["w_depthwise"], c.arrays["w_pointwise"]
+            ch = dw.shape[0]
+            depth = self._to_device(Depthwise(ch, 1, dw.shape[2:], stride=c.config["stride"], pad=c.config["padding"], nobias=True))
+            self._set(depth.W, dw.transpose(1, 0, 2, 3))  # chainer: (channel_multiplier, C, kH, kW); catalog: (C, 1, kH, kW)
+            point = self._to_device(Conv(ch, pw.shape[0], 1))
+            self._set(point.W, pw)
+            self._set(point.b, c.arrays["b"])
+            return {"y": point(depth(x))}
+
+        return self._input_op("chainer.links.DepthwiseConvolution2D + chainer.links.Convolution2D(1x1)", forward, kind="composed",
+                              note="chainer has no separable-convolution layer: its depthwise convolution, then a 1x1 convolution")
+
+    def op_max_pool2d(self) -> OpImpl:
+        pool = self._api("chainer.functions.max_pooling_2d")
+        return self._input_op("chainer.functions.max_pooling_2d",
+                              lambda x, c: {"y": pool(x, c.config["kernel"], c.config["stride"], cover_all=False)},
+                              note="cover_all=False set explicitly (chainer's default True can add an output row/column)")
+
+    def op_avg_pool2d(self) -> OpImpl:
+        pool = self._api("chainer.functions.average_pooling_2d")
+        return self._input_op("chainer.functions.average_pooling_2d",
+                              lambda x, c: {"y": pool(x, c.config["kernel"], c.config["stride"], c.config["padding"])},
+                              note="chainer's 2-D average pooling always divides by the kernel area")
+
+    def op_global_avg_pool2d(self) -> OpImpl:
+        mean = self._api("chainer.functions.mean")
+        return self._input_op("chainer.functions.mean(axis=(2, 3))", lambda x, c: {"y": mean(x, axis=(2, 3))}, kind="composed",
+                              note="chainer has no global pooling layer: the mean over H and W")
+
+    def op_upsample_nearest2d(self) -> OpImpl:
+        unpool = self._api("chainer.functions.unpooling_2d")
+        return self._input_op(
+            "chainer.functions.unpooling_2d",
+            lambda x, c: {"y": unpool(x, c.config["scale"], c.config["scale"], cover_all=False)},
+            note="chainer's nearest-neighbour upsampling (each value spread over a scale x scale block); cover_all=False",
+        )
+
+    def op_batch_norm(self) -> OpImpl:
+        BN = self._api("chainer.links.BatchNormalization")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            m = self._to_device(BN(a["gamma"].shape[0], eps=c.config["eps"]))
+            self._set(m.gamma, a["gamma"])
+            self._set(m.beta, a["beta"])
+            self._set(m.avg_mean, a["running_mean"])
+            self._set(m.avg_var, a["running_var"])
+            with self.chainer.using_config("train", False):
+                y_eval = m(x)
+            with self.chainer.using_config("train", True):
+                y_train = m(x)
+            return {"y_train": y_train, "y_eval": y_eval}
+
+        return self._input_op("chainer.links.BatchNormalization", forward, note="eval under chainer.using_config('train', False)")
+
+    def op_layer_norm(self) -> OpImpl:
+        LN = self._api("chainer.links.LayerNormalization")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            m = self._to_device(LN(c.arrays["gamma"].shape[0], eps=c.config["eps"]))
+            self._set(m.gamma, c.arrays["gamma"])
+            self._set(m.beta, c.arrays["beta"])
+            lead = x.shape[:-1]
+            return {"y": m(x.reshape(-1, x.shape[-1])).reshape(*lead, x.shape[-1])}
+
+        return self._input_op("chainer.links.LayerNormalization", forward,
+                              note="the link takes 2-D (batch, features) input only: leading axes flattened and restored")
+
+    def op_group_norm(self) -> OpImpl:
+        GN = self._api("chainer.links.GroupNormalization")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            m = self._to_device(GN(c.config["groups"], c.arrays["gamma"].shape[0], eps=c.config["eps"]))
+            self._set(m.gamma, c.arrays["gamma"])
+            self._set(m.beta, c.arrays["beta"])
+            return {"y": m(x)}
+
+        return self._input_op("chainer.links.GroupNormalization", forward)
+
+    def op_local_response_norm(self) -> OpImpl:
+        lrn = self._api("chainer.functions.local_response_normalization")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            cfg = c.config
+            # chainer's alpha multiplies the window sum directly; the catalog's (Caffe) alpha is divided by size
+            return {"y": lrn(x, n=cfg["size"], k=cfg["k"], alpha=cfg["alpha"] / cfg["size"], beta=cfg["beta"])}
+
+        return self._input_op("chainer.functions.local_response_normalization", forward,
+                              note="alpha passed as alpha / size: chainer does not divide it by n")
+
+    def op_dropout(self) -> OpImpl:
+        dropout = self._api("chainer.functions.dropout")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            with self.chainer.using_config("train", False):
+                y_eval = dropout(x, ratio=c.config["p"])
+            with self.chainer.using_config("train", True):
+                y_train = dropout(x, ratio=c.config["p"])
+            return {"y_train": y_train, "y_eval": y_eval}
+
+        return self._input_op("chainer.functions.dropout", forward, note="ratio = drop probability; identity when train is False")
+
+    def op_embedding(self) -> OpImpl:
+        Embed = self._api("chainer.links.EmbedID")
+
+        def run(c: Case) -> dict[str, Array]:
+            w = c.arrays["weight"]
+            m = self._to_device(Embed(*w.shape))
+            self._set(m.W, w)
+            return self._result(c, m.W, {"y": m(self.ints(c.arrays["indices"]))})
+
+        return OpImpl("native", "chainer.links.EmbedID", run, note="indices passed as int32 (EmbedID rejects int64)")
+
+    def _nstep(self, link: Any, x: Any, states: int = 1) -> tuple[Any, ...]:
+        """Run an NStep* link on a batch-first (B, T, F) Variable from zero initial states (None): chainer takes a
+        list of B (T, F) sequences and returns the final states and the list of B output sequences."""
+        return link(*([None] * states), list(self.F.separate(x, axis=0)))
+
+    def op_simple_rnn(self) -> OpImpl:
+        RNN = self._api("chainer.links.NStepRNNTanh")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            m = self._to_device(RNN(1, a["wx"].shape[0], c.config["hidden"], 0.0))
+            # chainer.functions.n_step_rnn: h_t = tanh(W0 x_t + W1 h_{t-1} + b0 + b1), W as (out, in)
+            self._set(m.ws[0][0], a["wx"].T)
+            self._set(m.ws[0][1], a["wh"].T)
+            self._set(m.bs[0][0], a["b"])
+            self._set(m.bs[0][1], np.zeros_like(a["b"]))
+            hy, ys = self._nstep(m, x)
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}
+
+        return self._input_op("chainer.links.NStepRNNTanh", forward, note="chainer keeps two biases; the second is set to 0")
+
+    def op_lstm(self) -> OpImpl:
+        LSTM = self._api("chainer.links.NStepLSTM")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a, order = c.arrays, c.config["gate_order"]
+            m = self._to_device(LSTM(1, a["wx"].shape[0], c.config["hidden"], 0.0))
+            wx, wh = gate_blocks(a["wx"], order, CHAINER_LSTM), gate_blocks(a["wh"], order, CHAINER_LSTM)
+            bx = gate_blocks(a["b"], order, CHAINER_LSTM)
+            for k in range(4):  # w0..w3 act on x, w4..w7 on h, each (H, in); b4..b7 are the second biases, set to 0
+                self._set(m.ws[0][k], wx[k].T)
+                self._set(m.ws[0][4 + k], wh[k].T)
+                self._set(m.bs[0][k], bx[k])
+                self._set(m.bs[0][4 + k], np.zeros_like(bx[k]))
+            hy, cy, ys = self._nstep(m, x, states=2)
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0], "c": cy[0]}
+
+        return self._input_op("chainer.links.NStepLSTM", forward,
+                              note=f"gate order {CHAINER_LSTM} as the code runs it (w0..w3 input, w4..w7 recurrent; the docstring's order "
+                                   "i, f, o, g is wrong, chainer issue #8579); second biases set to 0")
+
+    def op_gru(self) -> OpImpl:
+        GRU = self._api("chainer.links.NStepGRU")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a, order = c.arrays, c.config["gate_order"]
+            m = self._to_device(GRU(1, a["wx"].shape[0], c.config["hidden"], 0.0))
+            wx, wh = gate_blocks(a["wx"], order, CHAINER_GRU), gate_blocks(a["wh"], order, CHAINER_GRU)
+            bx, bh = gate_blocks(a["bx"], order, CHAINER_GRU), gate_blocks(a["bh"], order, CHAINER_GRU)
+            for k in range(3):  # w0..w2 and b0..b2 act on x, w3..w5 and b3..b5 on h
+                self._set(m.ws[0][k], wx[k].T)
+                self._set(m.ws[0][3 + k], wh[k].T)
+                self._set(m.bs[0][k], bx[k])
+                self._set(m.bs[0][3 + k], bh[k])
+            hy, ys = self._nstep(m, x)
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}
+
+        return self._input_op("chainer.links.NStepGRU", forward, note=f"gate order {CHAINER_GRU} (w0..w2 input, w3..w5 recurrent)")
+
+    def op_bidirectional_rnn(self) -> OpImpl:
+        BiRNN = self._api("chainer.links.NStepBiRNNTanh")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            m = self._to_device(BiRNN(1, a["x"].shape[2], c.config["hidden"], 0.0))
+            for i, d in enumerate(("fw", "bw")):  # ws[0] runs forward in time, ws[1] backward
+                self._set(m.ws[i][0], a[f"wx_{d}"].T)
+                self._set(m.ws[i][1], a[f"wh_{d}"].T)
+                self._set(m.bs[i][0], a[f"b_{d}"])
+                self._set(m.bs[i][1], np.zeros_like(a[f"b_{d}"]))
+            _, ys = self._nstep(m, x)
+            return {"y": self.F.stack(ys, axis=0)}
+
+        return self._input_op("chainer.links.NStepBiRNNTanh", forward,
+                              note="a bidirectional link of its own rather than a wrapper; output [forward, backward]")
+
+    def op_multi_head_attention(self) -> OpImpl:
+        looked = [("chainer.links", self.L, "MultiHeadAttention"), ("chainer.functions", self.F, "multihead_attention")]
+        found = [f"{where}.{name}" for where, mod, name in looked if hasattr(mod, name)]
+        if not found:
+            raise Unsupported(f"chainer {self.chainer.__version__} has no multi-head attention: "
+                              + "; ".join(f"{where} has no {name}" for where, _, name in looked))
+        raise Unsupported(f"{', '.join(found)} exists, but this adapter does not map its parameters yet")
+
+    def op_prelu(self) -> OpImpl:
+        PReLU = self._api("chainer.links.PReLU")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            alpha = c.arrays["alpha"]
+            m = self._to_device(PReLU(shape=alpha.shape))  # W broadcast from axis 1, the channel axis
+            self._set(m.W, alpha)
+            return {"y": m(x)}
+
+        return self._input_op("chainer.links.PReLU", forward)
+
+    def op_hierarchical_softmax(self) -> OpImpl:
+        BHSM = self._api("chainer.links.BinaryHierarchicalSoftmax")
+
+        def forward(x: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            tree, order = code_tree(a["path_table"], a["path_code"])
+            w = np.concatenate([a["w_nodes"], a["b_nodes"][:, None]], axis=1)[order]
+            m = self._to_device(BHSM(w.shape[1], tree))
+            self._set(m.W, w)
+            # the link has no node biases: x gets a constant 1 feature whose weight is the node's bias
+            xb = self.F.concat([x, self.T(np.ones((x.shape[0], 1)))], axis=1)
+            t = self.ints(a["targets"])
+            # the link returns the loss summed over the batch; one call per example gives log p(target) per example
+            return {"y": self.F.stack([-m(xb[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])}
+
+        return self._input_op("chainer.links.BinaryHierarchicalSoftmax", forward, kind="variant", variant="hierarchical_sigmoid",
+                              note="chainer's hierarchical softmax is a binary tree (built by its create_huffman_tree from word "
+                                   "counts, or given as tuples), not the two-level class softmax; run on the catalog's tree; "
+                                   "it has no node biases, so x is extended by a constant 1 whose weights are the biases")
+
+    def op_ctc_loss(self) -> OpImpl:
+        ctc = self._api("chainer.functions.connectionist_temporal_classification")
+
+        def forward(logits: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            y = ctc(list(self.F.separate(logits, axis=0)), self.ints(a["targets"]), c.config["blank"],
+                    input_length=self.ints(a["input_lengths"]), label_length=self.ints(a["target_lengths"]), reduce="no")
+            return {"y": y}
+
+        return self._input_op("chainer.functions.connectionist_temporal_classification", forward,
+                              note="takes a list of T (B, C) unnormalised score arrays and applies the softmax itself")
+
+    # ------------------------------------------------------------------------------------------ optimizers
+    def _optimizer(self, api: str, make: Callable[[Any, dict[str, Any]], Any], note: str = "") -> OpImpl:
+        Opt = self._api(api)
+
+        def run(c: Case) -> dict[str, Array]:
+            link = self.chainer.Link()
+            with link.init_scope():
+                link.w = self.chainer.Parameter(self.T(c.arrays["w"].copy()))
+            link.to_device(self.dev)
+            opt = make(Opt, c.config)
+            opt.setup(link)
+            history = []
+            for g in c.arrays["grads"]:
+                link.cleargrads()
+                self.F.sum(link.w * self.V(g)).backward()  # d/dw of sum(w * g) is g: the catalog's gradient, via autograd
+                opt.update()
+                history.append(self.N(link.w).copy())
+            return {"w": np.stack(history)}
+
+        return OpImpl("native", api, run, note=note)
+
+    def op_sgd(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.SGD", lambda opt, h: opt(lr=h["lr"]))
+
+    def op_momentum(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.MomentumSGD", lambda opt, h: opt(lr=h["lr"], momentum=h["mu"]),
+                               note="v = momentum v - lr g; w += v")
+
+    def op_nesterov(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.NesterovAG", lambda opt, h: opt(lr=h["lr"], momentum=h["mu"]),
+                               note="chainer's NesterovAG does v = mu v - lr g; w += mu^2 v - (1 + mu) lr g with the UPDATED v, "
+                                    "where the paper it cites (Bengio et al. 2013, eq. 7) uses the previous v, which equals the "
+                                    "catalog's form (chainer issue #4274, closed unfixed): its iterates differ")
+
+    def op_adagrad(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.AdaGrad", lambda opt, h: opt(lr=h["lr"], eps=h["eps"]),
+                               note="accumulator starts at 0 (chainer has no initial-accumulator setting)")
+
+    def op_adadelta(self) -> OpImpl:
+        def make(opt: Any, h: dict[str, Any]) -> Any:
+            if h["lr"] != 1.0:  # chainer's update is w -= dx: the paper's algorithm, with no learning rate at all
+                raise Unsupported(f"chainer.optimizers.AdaDelta has no learning rate (fixed 1.0); the case asks for lr {h['lr']}")
+            return opt(rho=h["rho"], eps=h["eps"])
+
+        return self._optimizer("chainer.optimizers.AdaDelta", make,
+                               note="chainer's AdaDelta takes no learning rate (w -= dx, i.e. lr 1.0): it matches the "
+                                    "catalog's lr 1.0 and could not express any other")
+
+    def op_rmsprop(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.RMSprop",
+                               lambda opt, h: opt(lr=h["lr"], alpha=h["rho"], eps=h["eps"], eps_inside_sqrt=False),
+                               note="alpha = rho; eps_inside_sqrt=False (chainer's default) set explicitly")
+
+    def op_adam(self) -> OpImpl:
+        return self._optimizer("chainer.optimizers.Adam",
+                               lambda opt, h: opt(alpha=h["lr"], beta1=h["b1"], beta2=h["b2"], eps=h["eps"], eta=1.0,
+                                                  weight_decay_rate=0.0, amsgrad=False, adabound=False),
+                               note="alpha = lr; eta 1, no weight decay, amsgrad and adabound off, all set explicitly")
+
+    def op_adamw(self) -> OpImpl:
+        # chainer: w -= eta * (alpha_t m / (sqrt(v) + eps) + weight_decay_rate * w): the decay is scaled by eta, not by
+        # alpha, so the catalog's decay "scaled by lr" is weight_decay_rate = lr * weight_decay
+        return self._optimizer("chainer.optimizers.AdamW",
+                               lambda opt, h: opt(alpha=h["lr"], beta1=h["b1"], beta2=h["b2"], eps=h["eps"], eta=1.0,
+                                                  weight_decay_rate=h["lr"] * h["weight_decay"]),
+                               note="weight_decay_rate = lr * weight_decay: chainer scales the decay by eta (1), not alpha")
+
+    # ------------------------------------------------------------------------------------------ graphs
+    def _comparable_variable_class(self) -> type:
+        """A Variable subclass whose comparisons (and truth value) use its array, as Chainer code writes
+        `v.array < c`; plain Variables raise TypeError for `<` by design."""
+        Variable = self.chainer.Variable
+
+        class ComparableVariable(Variable):
+            def __lt__(self, other: Any) -> bool:
+                return bool(self.array < other)
+
+            def __le__(self, other: Any) -> bool:
+                return bool(self.array <= other)
+
+            def __gt__(self, other: Any) -> bool:
+                return bool(self.array > other)
+
+            def __ge__(self, other: Any) -> bool:
+                return bool(self.array >= other)
+
+            def __bool__(self) -> bool:
+                return bool(self.array)
+
+        return ComparableVariable
+
+    def graph_namespace(self) -> Any:
+        F = self.F
+
+        def total(x: Any) -> Any:
+            v = F.sum(x)
+            v.__class__ = self._comparable  # same object and graph node; only its comparisons change
+            return v
+
+        return types.SimpleNamespace(sum=total, tanh=F.tanh, matmul=F.matmul)
+
+    def graph_notes(self) -> list[str]:
+        return ["chainer.Variable does not support < or >: the namespace's sum returns a Variable that compares by "
+                "its .array, as Chainer code does by hand; the catalog programs are unchanged"]
+
+    def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
+        xs = [self.V(a) for a in args]
+        value = fn(self.graph_namespace(), *xs)
+        (g,) = self.chainer.grad([value], [xs[0]])
+        return float(self.N(value)), self.N(g)
+
+    def compile_paths(self) -> list[str]:
+        return [STATIC_GRAPH] if hasattr(self.chainer, "static_graph") else []
+
+    def _static_chain(self, body: Callable[..., Any], links: dict[str, Any] | None = None) -> Any:
+        """A Chain whose __call__ runs `body` under chainer.static_graph: traced on the first call for each input
+        signature, then replayed from the recorded static schedule."""
+        chainer = self.chainer
+
+        class StaticChain(chainer.Chain):
+            def __init__(self) -> None:
+                super().__init__()
+                with self.init_scope():
+                    for name, link in (links or {}).items():
+                        setattr(self, name, link)
+
+            @chainer.static_graph
+            def __call__(self, *xs: Any) -> Any:
+                return body(self, *xs)
+
+        return StaticChain()
+
+    @staticmethod
+    def _schedule_count(chain: Any) -> int | None:
+        manager = getattr(chain, "schedule_manager", None)
+        if manager is None:
+            return 0
+        schedules = getattr(manager, "schedules", None)
+        return None if schedules is None else sum(len(v) for v in schedules.values())
+
+    def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
+        if path != STATIC_GRAPH:
+            return super().compile(fn, path)
+        F = self.graph_namespace()
+        chain = self._static_chain(lambda _self, *xs: fn(F, *xs))
+
+        def call(args: Sequence[Array]) -> tuple[float, Array]:
+            xs = [self.V(a) for a in args]
+            value = chain(*xs)
+            (g,) = self.chainer.grad([value], [xs[0]])
+            return float(self.N(value)), self.N(g)
+
+        notes = ["chainer.static_graph records a schedule on the first call per input signature and replays it: "
+                 "control flow that depends on values is not re-evaluated on later calls"]
+        return CompiledFunction(path, call, lambda: self._schedule_count(chain), notes)
+
+    # ------------------------------------------------------------------------------------------ throughput
+    def _sync(self) -> None:
+        if self.device != "cpu":
+            self.dev.device.synchronize()
+
+    def _linear(self, w: Array, b: Array | None) -> Any:
+        m = self._to_device(self.L.Linear(w.shape[0], w.shape[1], nobias=b is None))
+        self._set(m.W, w.T)
+        if b is not None:
+            self._set(m.b, b)
+        return m
+
+    def _conv2d(self, w: Array, b: Array, pad: int) -> Any:
+        m = self._to_device(self.L.Convolution2D(w.shape[1], w.shape[0], w.shape[2:], pad=pad))
+        self._set(m.W, w)
+        self._set(m.b, b)
+        return m
+
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[dict[str, Any], Callable[..., Any], Any]:
+        """(links, forward(chain, x), input) for a training workload, parameters copied from the catalog."""
+        F = self.F
+        if spec_id == "mlp_train":
+            links = {"l1": self._linear(a["w1"], a["b1"]), "l2": self._linear(a["w2"], a["b2"]), "l3": self._linear(a["w3"], a["b3"])}
+            return links, lambda m, x: m.l3(F.relu(m.l2(F.relu(m.l1(x))))), self.V(a["x"])
+        if spec_id == "cnn_train":
+            links = {"c1": self._conv2d(a["conv1_w"], a["conv1_b"], 1), "c2": self._conv2d(a["conv2_w"], a["conv2_b"], 1),
+                     "fc": self._linear(a["fc_w"], a["fc_b"])}
+
+            def cnn(m: Any, x: Any) -> Any:
+                h = F.max_pooling_2d(F.relu(m.c1(x)), 2, 2, cover_all=False)
+                h = F.max_pooling_2d(F.relu(m.c2(h)), 2, 2, cover_all=False)
+                return m.fc(F.reshape(h, (h.shape[0], -1)))  # NCHW flatten, as the catalog's dense weights expect
+
+            return links, cnn, self.V(a["x"])
+        if spec_id == "lstm_train":
+            # chainer's NStepLSTM link always carries 8 bias vectors; the workload has none, so the weights are
+            # Parameters of a plain Link fed to chainer.functions.n_step_lstm (the function behind NStepLSTM), with
+            # constant zero biases that are not parameters
+            hidden, batch = a["wh"].shape[0], a["x"].shape[0]
+            cell = self.chainer.Link()
+            wx, wh = gate_blocks(a["wx"], CANONICAL_LSTM, CHAINER_LSTM), gate_blocks(a["wh"], CANONICAL_LSTM, CHAINER_LSTM)
+            with cell.init_scope():
+                for k in range(4):
+                    setattr(cell, f"w{k}", self.chainer.Parameter(self.T(wx[k].T)))
+                    setattr(cell, f"w{4 + k}", self.chainer.Parameter(self.T(wh[k].T)))
+            zeros_b = [self.T(np.zeros(hidden))] * 8
+            h0 = self.T(np.zeros((1, batch, hidden)))
+            links = {"cell": cell, "fc": self._linear(a["fc_w"], a["fc_b"])}
+
+            def lstm(m: Any, xs: list[Any]) -> Any:
+                ws = [[getattr(m.cell, f"w{k}") for k in range(8)]]
+                hy, _, _ = F.n_step_lstm(1, 0.0, h0, h0, ws, [zeros_b], xs)
+                return m.fc(hy[0])
+
+            # the function takes the sequence time-major, xs[t] of shape (B, D) (the link transposes for its caller)
+            return links, lstm, [self.V(a["x"][:, t]) for t in range(a["x"].shape[1])]
+        raise KeyError(spec_id)
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+        chainer, F = self.chainer, self.F
+        if mode == "compiled" and STATIC_GRAPH not in self.compile_paths():
+            raise Unsupported(f"chainer {chainer.__version__} has no compile path (no chainer.static_graph)")
+        path = STATIC_GRAPH if mode == "compiled" else None
+        if spec.kind == "op":
+            if spec.id == "gemm":
+                args: tuple[Any, ...] = (self.V(arrays["a"]), self.V(arrays["b"]))
+
+                def body(_chain: Any, p: Any, q: Any) -> Any:
+                    return F.matmul(p, q)
+            elif spec.id == "conv2d":
+                args = (self.V(arrays["x"]), self.V(arrays["w"]))
+
+                def body(_chain: Any, p: Any, q: Any) -> Any:
+                    return F.convolution_2d(p, q, pad=1)
+            else:
+                raise KeyError(spec.id)
+            run = self._static_chain(body) if mode == "compiled" else (lambda *xs: body(None, *xs))
+
+            def op_step() -> Any:
+                with chainer.using_config("train", False), chainer.no_backprop_mode():
+                    return run(*args)
+
+            notes = ["forward only, under train=False and no_backprop_mode (a static chain reuses its schedule there)"]
+            return Workload(op_step, self._sync, 0, path, notes)
+        links, forward, x = self._train_model(spec.id, arrays)
+        if mode == "compiled":
+            model = self._static_chain(forward, links)
+        else:
+            model = chainer.Chain()
+            with model.init_scope():
+                for name, link in links.items():
+                    setattr(model, name, link)
+        model.to_device(self.dev)
+        opt = self.O.SGD(lr=0.01)
+        opt.setup(model)
+        labels = self.ints(arrays["labels"])
+        call = (lambda: model(x)) if mode == "compiled" else (lambda: forward(model, x))
+
+        def train_step() -> None:
+            model.cleargrads()
+            loss = F.softmax_cross_entropy(call(), labels)
+            loss.backward()
+            opt.update()
+
+        count = int(sum(p.size for p in model.params()))
+        notes = ["the model's forward is a static chain; the loss and the SGD step run eagerly"] if mode == "compiled" else []
+        return Workload(train_step, self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ onnx
+    def _onnx_model(self, model: Any) -> Any:
+        F, w = self.F, model.weights()
+        chain = self.chainer.Chain()
+        with chain.init_scope():
+            if model.id == "mlp":
+                chain.l1, chain.l2 = self._linear(w["w1"], w["b1"]), self._linear(w["w2"], w["b2"])
+                chain.forward = lambda x: chain.l2(F.relu(chain.l1(x)))
+            elif model.id == "cnn":
+                chain.conv, chain.fc = self._conv2d(w["conv_w"], w["conv_b"], 1), self._linear(w["fc_w"], w["fc_b"])
+
+                def cnn(x: Any) -> Any:
+                    h = F.max_pooling_2d(F.relu(chain.conv(x)), 2, 2, cover_all=False)
+                    return chain.fc(F.reshape(h, (h.shape[0], -1)))
+
+                chain.forward = cnn
+            else:
+                raise KeyError(model.id)
+        return chain
+
+    def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
+        try:
+            import onnx_chainer
+        except ImportError as exc:
+            raise Unsupported(f"onnx_chainer (shipped with chainer) cannot be imported: {exc}") from None
+        export = require(onnx_chainer, "export", "onnx_chainer")
+        chain = self._onnx_model(model)
+        x = self.T(model.sample_input())
+        with self.chainer.using_config("train", False), self.chainer.no_backprop_mode():
+            expected = self.N(chain(x))
+            kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
+            proto = export(chain, x, filename=path, input_names=["x"], output_names=["y"], **kwargs)
+        used = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=opset or 0)
+        files = metadata.files("chainer") or []
+        builtin = any(str(f).startswith("onnx_chainer/") for f in files)
+        notes = [f"onnx_chainer exports opsets {onnx_chainer.MINIMUM_OPSET_VERSION}-{onnx_chainer.MAXIMUM_OPSET_VERSION}; "
+                 f"it wrote opset {used}",
+                 "onnx_chainer was written for onnx < 1.7 (its install hint asks for onnx<1.7.0) and imports the deprecated "
+                 "onnx.mapping, so onnx is pinned to 1.18.0, the last release that has it",
+                 "onnx_chainer lists the initializers among the graph inputs (onnxruntime warns, results unaffected)"]
+        return ExportResult("onnx_chainer.export", self.chainer.__version__, builtin, used, expected, notes)
+
+    def onnx_import(self, path: str) -> ImportResult:
+        try:
+            import onnx_chainer
+        except ImportError:
+            onnx_chainer = None
+        offered = sorted(n for n in dir(onnx_chainer) if not n.startswith("_") and callable(getattr(onnx_chainer, n))) \
+            if onnx_chainer else []
+        importers = [n for n in offered if "import" in n.lower() or "load" in n.lower()]
+        if not importers:
+            raise Unsupported(f"chainer {self.chainer.__version__} has no ONNX importer: its onnx_chainer package offers only "
+                              f"{', '.join(offered) or 'nothing'} (exporters), and chainer has no other ONNX reader")
+        raise Unsupported(f"onnx_chainer has {', '.join(importers)}, which this adapter does not use yet")

@@ -1,0 +1,153 @@
+"""Scores: a pure function of result documents, a rubric and the facts files.
+
+Measured criteria come from probe records (each cites the probes it came from); the others from
+frameworks/<name>/facts.toml (each cites a public source and the date it was checked) or from a dated activity
+snapshot. A criterion with no value is left out of its category's mean, as the 2018 post did.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.registry import FRAMEWORKS_DIR
+from harness.scoring import measured
+from harness.scoring import rubric as rb
+
+DATA_DIR = Path(__file__).parent / "data"
+#: the 2018 post's name for each framework it scored (JAX did not exist then)
+NAMES_2018 = {"torch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "chainer": "Chainer", "paddle": "PaddlePaddle"}
+MAINTENANCE = {"active": 2, "maintenance": 1, "retired": 0}
+
+
+@dataclass
+class CriterionScore:
+    id: str
+    raw: float | None
+    normalised: float | None
+    origin: str  # measured | facts | snapshot | missing
+    explanation: str
+    evidence: list[str] = field(default_factory=list)  # probe ids, or source URLs
+
+
+@dataclass
+class FrameworkScore:
+    framework: str
+    device: str
+    criteria: dict[str, CriterionScore]
+    categories: dict[str, float | None]
+    overall: float | None
+    tier: str | None
+    score_2018: dict[str, Any] | None
+
+
+def load_facts(name: str, root: Path = FRAMEWORKS_DIR) -> dict[str, Any]:
+    path = root / name / "facts.toml"
+    if not path.exists():
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def latest_snapshot(data_dir: Path = DATA_DIR) -> tuple[str | None, dict[str, Any]]:
+    """The newest activity snapshot (activity-YYYY-MM-DD.json) and its date, or (None, {}) when there is none."""
+    snaps = sorted(data_dir.glob("activity-*.json"))
+    if not snaps:
+        return None, {}
+    data: dict[str, Any] = json.loads(snaps[-1].read_text())
+    return snaps[-1].stem.removeprefix("activity-"), data
+
+
+def scores_2018() -> dict[str, dict[str, Any]]:
+    with (DATA_DIR / "showdown-2018.csv").open() as fh:
+        return {row["framework"]: row for row in csv.DictReader(fh)}
+
+
+def _fact(facts: Mapping[str, Any], key: str) -> tuple[Any, list[str], str]:
+    entry = facts.get(key)
+    if not isinstance(entry, Mapping) or "value" not in entry:
+        return None, [], ""
+    src = [entry["source"]] if entry.get("source") else []
+    return entry["value"], src, f"{entry.get('note', '')} (checked {entry.get('checked', '?')})".strip()
+
+
+def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any]) -> CriterionScore:
+    if cid in ("activity", "ecosystem"):
+        entry = snapshot.get(cid)
+        if entry is None:
+            return CriterionScore(cid, None, None, "missing", "no activity snapshot")
+        if cid == "activity":
+            raw: float = 1.0 / max(float(entry["weeks_since_last_commit"]), 1.0) + float(entry["prs_merged_last_month"])
+        else:
+            raw = math.log(max(float(entry["github_repositories"]), 1.0)) + math.log(max(float(entry["stackoverflow_questions"]), 1.0))
+        return CriterionScore(cid, raw, None, "snapshot", json.dumps(entry, sort_keys=True), list(entry.get("sources", [])))
+    key = {"numerics": "numerics_maturity"}.get(cid, cid)
+    value, src, note = _fact(facts, key)
+    if value is None:
+        return CriterionScore(cid, None, None, "missing", "not in the facts file")
+    if cid == "os":
+        raw = float(len(value))
+    elif cid == "languages":
+        raw = float(sum(float(v) for v in value.values()))
+    elif cid == "maintenance":
+        raw = float(MAINTENANCE[str(value)])
+    else:
+        raw = float(value)
+    return CriterionScore(cid, raw, None, "facts", f"{value}: {note}", src)
+
+
+def _from_records(cid: str, measure: str, doc: Mapping[str, Any]) -> CriterionScore:
+    if measure == "graph_value":
+        c = measured.graph_value(dict(doc))
+    elif measure == "ootb_ops":
+        c = measured.ootb_ops(dict(doc))
+    elif measure in ("onnx_export", "onnx_import"):
+        c = measured.onnx_direction(dict(doc), measure.split("_")[1])
+    elif measure == "onnx":
+        exp, imp = measured.onnx_direction(dict(doc), "export"), measured.onnx_direction(dict(doc), "import")
+        values = [v for v in (exp.value, imp.value) if v is not None]
+        c = measured.Criterion(max(values) if values else None, f"export {exp.explanation}; import {imp.explanation}",
+                               exp.evidence + imp.evidence)
+    else:
+        raise rb.RubricError(f"unknown measure {measure!r}")
+    return CriterionScore(cid, c.value, None, "measured" if c.value is not None else "missing", c.explanation, c.evidence)
+
+
+def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path = FRAMEWORKS_DIR,
+          snapshot: Mapping[str, Any] | None = None) -> list[FrameworkScore]:
+    """Score the newest document of each framework (one device: the documents given)."""
+    snap = dict(snapshot) if snapshot is not None else latest_snapshot()[1]
+    rows: dict[str, dict[str, CriterionScore]] = {}
+    device: dict[str, str] = {}
+    for doc in docs:
+        name = doc["framework"]
+        facts = load_facts(name, facts_root)
+        crit: dict[str, CriterionScore] = {}
+        for cid, c in rubric.criteria.items():
+            if c.source == "measured":
+                crit[cid] = _from_records(cid, c.measure or cid, doc)
+            else:
+                crit[cid] = _from_facts(cid, facts, snap.get(name, {}))
+        rows[name] = crit
+        device[name] = doc["device"]
+    normalised = rb.normalise(rubric, {fw: {cid: cs.raw for cid, cs in crit.items()} for fw, crit in rows.items()})
+    for fw, crit in rows.items():
+        for cid, cs in crit.items():
+            cs.normalised = normalised[fw][cid]
+    agg = rb.aggregate(rubric, normalised)
+    past = scores_2018()
+    out = []
+    for fw, crit in rows.items():
+        old = past.get(NAMES_2018.get(fw, ""))
+        score_2018 = None
+        if old is not None:
+            score_2018 = {"overall": float(old["overall_mean_of_categories"]), "snc": float(old["cat_snc"]),
+                          "api": float(old["cat_api"]), "platform": float(old["cat_platform"]), "name": old["framework"]}
+        out.append(FrameworkScore(fw, device[fw], crit, agg[fw]["categories"], agg[fw]["overall"], agg[fw]["tier"], score_2018))
+    out.sort(key=lambda s: -(s.overall if s.overall is not None else -1))
+    return out
