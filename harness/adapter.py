@@ -132,12 +132,14 @@ class Adapter(ABC):
         return {}
 
     # ------------------------------------------------------------------------------------------ layers
-    def op(self, op_id: str) -> OpImpl:
-        """The implementation of catalog op `op_id`; by default the method `op_<id>()`."""
+    def op(self, op_id: str) -> OpImpl | list[OpImpl]:
+        """The implementation of catalog op `op_id` (by default the method `op_<id>()`), or several candidates in
+        order of preference when the framework ships more than one (e.g. two different variants): the probe tries
+        each, records every attempt, and keeps the first that passes."""
         method = getattr(self, f"op_{op_id}", None)
         if method is None:
             raise Unsupported(f"the {self.name} adapter has no implementation of {op_id}")
-        impl: OpImpl = method()
+        impl: OpImpl | list[OpImpl] = method()
         return impl
 
     # ------------------------------------------------------------------------------------------ graphs

@@ -51,8 +51,10 @@ _BUILTIN: dict[str, FrameworkInfo] = {
     info.name: info
     for info in (
         _fw("torch", "PyTorch", "TorchAdapter"),
+        _fw("tensorflow", "TensorFlow (Keras 3)", "TensorflowAdapter"),
         _fw("mxnet", "Apache MXNet (Gluon)", "MxnetAdapter", "retired to the Apache Attic in 2023; last release 1.9.1"),
         _fw("chainer", "Chainer", "ChainerAdapter", "in maintenance mode since 2019; last release 7.8.1"),
+        _fw("paddle", "PaddlePaddle", "PaddleAdapter"),
     )
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapter import Adapter
+from harness.adapter import Adapter, OpImpl
 from harness.catalog import ops
 from harness.probes import Context, Outcome
 from harness.probes.agreement import agree, to_array
@@ -25,8 +25,25 @@ POINTS = {"native": 1.0, "composed": 0.5, "variant": 0.5}
 
 def run(adapter: Adapter, op_id: str, ctx: Context) -> Outcome:
     spec = ops.get(op_id)
-    impl = adapter.op(op_id)
+    found = adapter.op(op_id)
+    if isinstance(found, OpImpl):
+        return _judge(spec, found)
+    outcomes = [_judge(spec, impl) for impl in found]
+    attempts = [{"api": o.data.get("api"), "implementation": o.data.get("implementation"), "variant": o.data.get("variant"),
+                 "status": o.status.value, "reason": o.reason} for o in outcomes]
+    best = next((o for o in outcomes if o.status is Status.OK), None)
+    if best is None:
+        first = outcomes[0]
+        reason = "; ".join(f"{a['api']}: {a['reason']}" for a in attempts)
+        first.data["attempts"] = attempts
+        return Outcome(first.status, reason, first.data)
+    best.data["attempts"] = attempts
+    return best
+
+
+def _judge(spec: ops.OpSpec, impl: OpImpl) -> Outcome:
     variant = impl.variant
+    op_id = spec.id
     if variant is not None and variant not in spec.variants:
         return Outcome(Status.ERROR, f"adapter names unknown variant {variant!r} of {op_id}")
     case = spec.case(variant)

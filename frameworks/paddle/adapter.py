@@ -1,0 +1,749 @@
+"""PaddlePaddle adapter: paddle.nn, paddle.nn.functional, paddle.optimizer in dygraph (eager) mode; paddle.jit.to_static
+as the compile path (SOT bytecode translation, the 3.x default, and the AST transcriber with full_graph=True); ONNX
+export through paddle.onnx.export, whose converter is the separate paddle2onnx package; ONNX import with the separate
+x2paddle converter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import (
+    Adapter,
+    CompiledFunction,
+    ExportResult,
+    ImportResult,
+    OpImpl,
+    Unsupported,
+    Workload,
+    distribution_versions,
+    require,
+)
+from harness.catalog.ops import Case
+
+Array = np.ndarray
+CANONICAL_LSTM = "ifgo"  # the catalog's gate order
+# paddle.nn.LSTMCell documents weight_ih as the concatenation of W_ii, W_if, W_ig, W_io (rows), i.e. gates i, f, g, o.
+PADDLE_LSTM = "ifgo"
+# paddle.nn.GRUCell documents weight_ih as W_ir, W_iz, W_ic (r, z, candidate) with the reset gate applied to
+# (W_hc h + b_hc), i.e. after the recurrent matmul.
+PADDLE_GRU = "rzn"
+SOT_PATH = "paddle.jit.to_static"  # the default since Paddle 3.0: full_graph=False, SOT bytecode translation
+AST_PATH = "paddle.jit.to_static(full_graph=True)"  # the AST transcriber: the whole function as one static program
+
+
+def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
+    """Reorder stacked gate blocks along `axis` from order `src` to order `dst`."""
+    blocks = np.split(w, len(src), axis=axis)
+    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
+
+
+def _quiet_imports() -> None:
+    """Paddle logs through glog and warns about a missing ccache on import: keep probe logs readable."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("GLOG_v", "0")
+    os.environ.setdefault("FLAGS_call_stack_level", "1")
+    warnings.filterwarnings("ignore", message=".*ccache.*")
+
+
+class PaddleAdapter(Adapter):
+    name = "paddle"
+    distribution = "paddlepaddle"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        _quiet_imports()
+        import paddle
+
+        self.paddle = paddle
+        self.nn = paddle.nn
+        self.F = paddle.nn.functional
+        self.place = "cpu" if device == "cpu" else "gpu:" + (device.partition(":")[2] or "0")
+        if self.device_available()[0]:
+            paddle.set_device(self.place)
+        paddle.seed(0)
+        self._copies = 0  # functions given a code object of their own (see _own_code)
+
+    # ------------------------------------------------------------------------------------------ identity
+    def versions(self) -> dict[str, str]:
+        found = distribution_versions("paddlepaddle", "paddlepaddle-gpu", "numpy", "onnx", "onnxruntime", "paddle2onnx",
+                                      "x2paddle", "onnx-graphsurgeon", "polygraphy")
+        if found["paddlepaddle"] == "not installed" and found["paddlepaddle-gpu"] != "not installed":
+            found["paddlepaddle"] = found["paddlepaddle-gpu"]  # the CUDA build is its own distribution on PyPI
+        return found
+
+    def device_available(self) -> tuple[bool, str]:
+        p = self.paddle
+        if self.device == "cpu":
+            return True, ""
+        if not p.device.is_compiled_with_cuda():
+            return False, f"paddle {p.__version__} is a CPU build (paddle.device.is_compiled_with_cuda() is False)"
+        if p.device.cuda.device_count() == 0:
+            return False, f"paddle {p.__version__} sees no CUDA device (paddle.device.cuda.device_count() is 0)"
+        return True, ""
+
+    def device_info(self) -> dict[str, Any]:
+        p = self.paddle
+        info: dict[str, Any] = {"compiled_with_cuda": p.device.is_compiled_with_cuda(), "paddle_device": p.get_device()}
+        if self.device != "cpu" and self.device_available()[0]:
+            props = p.device.cuda.get_device_properties()
+            info.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_bytes=props.total_memory,
+                        cuda=p.version.cuda(), cudnn=p.version.cudnn())
+        return info
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def T(self, a: Array, grad: bool = False) -> Any:
+        t = self.paddle.to_tensor(np.ascontiguousarray(a), place=self.place)
+        t.stop_gradient = not grad
+        return t
+
+    @staticmethod
+    def N(t: Any) -> Array:
+        return np.asarray(t.detach().cpu().numpy())
+
+    def _load(self, layer: Any, **params: Array) -> Any:
+        """Copy catalog arrays into a layer's parameters/buffers (already mapped to Paddle's layout by the caller)."""
+        state = layer.state_dict()
+        for name, value in params.items():
+            if name not in state:
+                raise KeyError(f"{type(layer).__name__} has no parameter {name!r} (it has {sorted(state)})")
+            value = np.asarray(value, np.float32)
+            if tuple(state[name].shape) != value.shape:
+                raise ValueError(f"{name}: Paddle expects shape {tuple(state[name].shape)}, the case gives {value.shape}")
+            state[name].set_value(value)
+        return layer
+
+    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
+        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`.
+
+        The product comes from paddle.autograd.backward (the path training takes) and is read from `wrt.grad`.
+        paddle.grad(outputs, [wrt], cotangents) is not used for layers: asking for the input's gradient alone makes
+        Paddle 3.3.1 skip the parameters' gradients, and then the LayerNorm input gradient comes out wrong and the
+        RNN and HSigmoidLoss backward kernels fail ("Required tensor shall not be nullptr").
+        """
+        out = {k: self.N(v) for k, v in outputs.items()}
+        if case.grad_wrt is not None:
+            names = list(case.cotangents)
+            self.paddle.autograd.backward([outputs[k] for k in names], [self.T(case.cotangents[k]) for k in names])
+            if wrt.grad is None:
+                raise RuntimeError(f"paddle.autograd.backward left no gradient on {case.grad_wrt}")
+            out["grad"] = self.N(wrt.grad)
+        return out
+
+    def _module_op(self, api: str, build: Callable[[Case], Any], forward: Callable[[Any, Any, Case], dict[str, Any]],
+                   kind: str = "native", variant: str | None = None, note: str = "") -> OpImpl:
+        """An op that is one layer applied to the case's grad_wrt input (APIs are resolved by the caller)."""
+
+        def run(case: Case) -> dict[str, Array]:
+            layer = build(case)
+            x = self.T(case.arrays[case.grad_wrt or "x"], grad=True)
+            return self._result(case, x, forward(layer, x, case))
+
+        return OpImpl(kind, api, run, variant, note)
+
+    def _api(self, dotted: str) -> Any:
+        """Resolve 'paddle.nn.Conv3D' at run time; a missing name raises Unsupported naming it."""
+        obj: Any = self.paddle
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[1:], start=1):
+            obj = require(obj, part, ".".join(parts[:i]))
+        return obj
+
+    @staticmethod
+    def _y(layer: Any, x: Any, case: Case) -> dict[str, Any]:
+        return {"y": layer(x)}
+
+    # ------------------------------------------------------------------------------------------ layers
+    def op_dense(self) -> OpImpl:
+        Linear = self._api("paddle.nn.Linear")
+        # paddle.nn.Linear stores its weight as (in, out): the catalog's layout, no transpose
+        return self._module_op("paddle.nn.Linear",
+                               lambda c: self._load(Linear(*c.arrays["w"].shape), weight=c.arrays["w"], bias=c.arrays["b"]),
+                               self._y, note="weight stored (in, out) as in the catalog")
+
+    def _conv(self, api: str) -> OpImpl:
+        Conv = self._api(api)
+
+        def build(c: Case) -> Any:
+            w = c.arrays["w"]  # (O, C, *k): Paddle's own layout
+            layer = Conv(w.shape[1], w.shape[0], list(w.shape[2:]), stride=c.config["stride"], padding=c.config["padding"],
+                         dilation=c.config["dilation"])
+            return self._load(layer, weight=w, bias=c.arrays["b"])
+
+        return self._module_op(api, build, self._y)
+
+    def op_conv1d(self) -> OpImpl:
+        return self._conv("paddle.nn.Conv1D")
+
+    def op_conv2d(self) -> OpImpl:
+        return self._conv("paddle.nn.Conv2D")
+
+    def op_conv3d(self) -> OpImpl:
+        return self._conv("paddle.nn.Conv3D")
+
+    def op_conv_transpose2d(self) -> OpImpl:
+        ConvT = self._api("paddle.nn.Conv2DTranspose")
+
+        def build(c: Case) -> Any:
+            w = c.arrays["w"]  # (C_in, C_out, kH, kW): Paddle's own layout for transposed convolution
+            layer = ConvT(w.shape[0], w.shape[1], list(w.shape[2:]), stride=c.config["stride"], padding=c.config["padding"])
+            return self._load(layer, weight=w, bias=c.arrays["b"])
+
+        return self._module_op("paddle.nn.Conv2DTranspose", build, self._y)
+
+    def op_separable_conv2d(self) -> OpImpl:
+        Conv = self._api("paddle.nn.Conv2D")
+        Sequential = self._api("paddle.nn.Sequential")
+
+        def build(c: Case) -> Any:
+            dw, pw = c.arrays["w_depthwise"], c.arrays["w_pointwise"]
+            ch = dw.shape[0]
+            depth = self._load(Conv(ch, ch, list(dw.shape[2:]), padding=c.config["padding"], groups=ch, bias_attr=False), weight=dw)
+            point = self._load(Conv(ch, pw.shape[0], 1), weight=pw, bias=c.arrays["b"])
+            return Sequential(depth, point)
+
+        return self._module_op("paddle.nn.Conv2D(groups=C) + paddle.nn.Conv2D(1x1)", build, self._y, kind="composed",
+                               note="paddle.nn has no separable-convolution layer: depthwise (grouped) conv then 1x1 conv")
+
+    def op_max_pool2d(self) -> OpImpl:
+        Pool = self._api("paddle.nn.MaxPool2D")
+        return self._module_op("paddle.nn.MaxPool2D", lambda c: Pool(c.config["kernel"], c.config["stride"]), self._y)
+
+    def op_avg_pool2d(self) -> OpImpl:
+        Pool = self._api("paddle.nn.AvgPool2D")
+        # The catalog does not fix the border divisor, so Paddle's default (exclusive=True) is left as it is.
+        return self._module_op("paddle.nn.AvgPool2D",
+                               lambda c: Pool(c.config["kernel"], c.config["stride"], c.config["padding"]), self._y,
+                               note="Paddle's default exclusive=True: padded cells are left out of the divisor")
+
+    def op_global_avg_pool2d(self) -> OpImpl:
+        Pool = self._api("paddle.nn.AdaptiveAvgPool2D")
+        return self._module_op("paddle.nn.AdaptiveAvgPool2D(1)", lambda c: Pool(1),
+                               lambda m, x, c: {"y": m(x).flatten(1)})
+
+    def op_upsample_nearest2d(self) -> OpImpl:
+        Up = self._api("paddle.nn.Upsample")
+        return self._module_op("paddle.nn.Upsample(mode='nearest')",
+                               lambda c: Up(scale_factor=c.config["scale"], mode="nearest"), self._y)
+
+    def op_batch_norm(self) -> OpImpl:
+        BN = self._api("paddle.nn.BatchNorm2D")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            return self._load(BN(a["gamma"].shape[0], epsilon=c.config["eps"]), weight=a["gamma"], bias=a["beta"],
+                              _mean=a["running_mean"], _variance=a["running_var"])
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            m.eval()
+            y_eval = m(x)
+            m.train()
+            return {"y_train": m(x), "y_eval": y_eval}
+
+        return self._module_op("paddle.nn.BatchNorm2D", build, forward, note="running statistics are the _mean/_variance buffers")
+
+    def op_layer_norm(self) -> OpImpl:
+        LN = self._api("paddle.nn.LayerNorm")
+        return self._module_op(
+            "paddle.nn.LayerNorm",
+            lambda c: self._load(LN(c.arrays["gamma"].shape[0], epsilon=c.config["eps"]), weight=c.arrays["gamma"], bias=c.arrays["beta"]),
+            self._y,
+        )
+
+    def op_group_norm(self) -> OpImpl:
+        GN = self._api("paddle.nn.GroupNorm")
+        return self._module_op(
+            "paddle.nn.GroupNorm",
+            lambda c: self._load(GN(c.config["groups"], c.arrays["gamma"].shape[0], epsilon=c.config["eps"]),
+                                 weight=c.arrays["gamma"], bias=c.arrays["beta"]),
+            self._y,
+        )
+
+    def op_local_response_norm(self) -> OpImpl:
+        LRN = self._api("paddle.nn.LocalResponseNorm")
+        return self._module_op(
+            "paddle.nn.LocalResponseNorm",
+            lambda c: LRN(c.config["size"], alpha=c.config["alpha"], beta=c.config["beta"], k=c.config["k"]), self._y,
+            note="alpha passed as the catalog states; Paddle divides it by size (documented formula alpha / n)",
+        )
+
+    def op_dropout(self) -> OpImpl:
+        Drop = self._api("paddle.nn.Dropout")
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            m.eval()
+            y_eval = m(x)
+            m.train()
+            return {"y_train": m(x), "y_eval": y_eval}
+
+        return self._module_op("paddle.nn.Dropout", lambda c: Drop(c.config["p"]), forward,
+                               note="default mode='upscale_in_train' (inverted dropout)")
+
+    def op_embedding(self) -> OpImpl:
+        Emb = self._api("paddle.nn.Embedding")
+
+        def run(c: Case) -> dict[str, Array]:
+            w = c.arrays["weight"]
+            m = self._load(Emb(*w.shape), weight=w)
+            return self._result(c, m.weight, {"y": m(self.T(c.arrays["indices"]))})
+
+        return OpImpl("native", "paddle.nn.Embedding", run)
+
+    def op_simple_rnn(self) -> OpImpl:
+        RNN = self._api("paddle.nn.SimpleRNN")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            # Paddle keeps weights as (out, in) like torch: weight_ih_l0 (H, I), weight_hh_l0 (H, H)
+            m = RNN(a["wx"].shape[0], c.config["hidden"], activation="tanh")
+            return self._load(m, weight_ih_l0=a["wx"].T, weight_hh_l0=a["wh"].T, bias_ih_l0=a["b"], bias_hh_l0=np.zeros_like(a["b"]))
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, h = m(x)
+            return {"y": y, "h": h[0]}
+
+        return self._module_op("paddle.nn.SimpleRNN", build, forward, note="Paddle keeps two biases; the second is set to 0")
+
+    def op_lstm(self) -> OpImpl:
+        LSTM = self._api("paddle.nn.LSTM")
+
+        def build(c: Case) -> Any:
+            a, order = c.arrays, c.config["gate_order"]
+            m = LSTM(a["wx"].shape[0], c.config["hidden"])
+            return self._load(m, weight_ih_l0=reorder_gates(a["wx"], order, PADDLE_LSTM).T,
+                              weight_hh_l0=reorder_gates(a["wh"], order, PADDLE_LSTM).T,
+                              bias_ih_l0=reorder_gates(a["b"], order, PADDLE_LSTM), bias_hh_l0=np.zeros_like(a["b"]))
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, (h, cell) = m(x)
+            return {"y": y, "h": h[0], "c": cell[0]}
+
+        return self._module_op("paddle.nn.LSTM", build, forward, note=f"gate order {PADDLE_LSTM} (documented); second bias set to 0")
+
+    def op_gru(self) -> OpImpl:
+        GRU = self._api("paddle.nn.GRU")
+
+        def build(c: Case) -> Any:
+            a, order = c.arrays, c.config["gate_order"]
+            m = GRU(a["wx"].shape[0], c.config["hidden"])
+            return self._load(m, weight_ih_l0=reorder_gates(a["wx"], order, PADDLE_GRU).T,
+                              weight_hh_l0=reorder_gates(a["wh"], order, PADDLE_GRU).T,
+                              bias_ih_l0=reorder_gates(a["bx"], order, PADDLE_GRU), bias_hh_l0=reorder_gates(a["bh"], order, PADDLE_GRU))
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, h = m(x)
+            return {"y": y, "h": h[0]}
+
+        return self._module_op("paddle.nn.GRU", build, forward, note=f"gate order {PADDLE_GRU} (documented: r, z, candidate)")
+
+    def op_bidirectional_rnn(self) -> OpImpl:
+        BiRNN = self._api("paddle.nn.BiRNN")
+        Cell = self._api("paddle.nn.SimpleRNNCell")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            size, hidden = a["x"].shape[2], c.config["hidden"]
+            zeros = np.zeros_like(a["b_fw"])
+            cells = []
+            for d in ("fw", "bw"):
+                cell = Cell(size, hidden, activation="tanh")
+                cells.append(self._load(cell, weight_ih=a[f"wx_{d}"].T, weight_hh=a[f"wh_{d}"].T, bias_ih=a[f"b_{d}"], bias_hh=zeros))
+            return BiRNN(cells[0], cells[1])
+
+        return self._module_op("paddle.nn.BiRNN(SimpleRNNCell, SimpleRNNCell)", build, lambda m, x, c: {"y": m(x)[0]},
+                               note="a wrapper over a forward and a backward cell; output [forward, backward]")
+
+    def op_multi_head_attention(self) -> OpImpl:
+        MHA = self._api("paddle.nn.MultiHeadAttention")
+
+        def run(c: Case) -> dict[str, Array]:
+            a = c.arrays
+            m = MHA(c.config["embed_dim"], c.config["heads"])
+            # separate q/k/v/out projections, each a paddle.nn.Linear with an (in, out) weight: the catalog's layout
+            self._load(m, **{f"{p}_proj.weight": a[f"w{p[0]}"] for p in ("q", "k", "v", "out")},
+                       **{f"{p}_proj.bias": a[f"b{p[0]}"] for p in ("q", "k", "v", "out")})
+            q = self.T(a["q"], grad=True)
+            y = m(q, self.T(a["k"]), self.T(a["v"]))
+            return self._result(c, q, {"y": y})
+
+        return OpImpl("native", "paddle.nn.MultiHeadAttention", run, note="batch first; separate q/k/v projections")
+
+    def op_prelu(self) -> OpImpl:
+        PReLU = self._api("paddle.nn.PReLU")
+        return self._module_op("paddle.nn.PReLU",
+                               lambda c: self._load(PReLU(c.arrays["alpha"].shape[0]), _weight=c.arrays["alpha"]), self._y,
+                               note="one slope per channel (num_parameters=C), data_format NCHW")
+
+    def op_hierarchical_softmax(self) -> list[OpImpl]:
+        """Paddle ships two close variants; both are tried, the hierarchical sigmoid first (it is Paddle's own
+        hierarchical layer), and the record keeps both attempts."""
+        return [self._hsigmoid(), self._adaptive_softmax()]
+
+    def _adaptive_softmax(self) -> OpImpl:
+        Adaptive = self._api("paddle.nn.AdaptiveLogSoftmaxWithLoss")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            m = Adaptive(a["x"].shape[1], c.config["vocab"], cutoffs=c.config["cutoffs"], div_value=c.config["div_value"],
+                         head_bias=True)
+            # head_weight is (in, shortlist + clusters) like the catalog's; the tail projections live in a plain list
+            # (tail_weights[0] = [projection (D, D), output (D, 4)]), not registered as parameters
+            self._load(m, head_weight=a["w_head"], head_bias=a["b_head"])
+            m.tail_weights[0][0].set_value(a["w_proj"])
+            m.tail_weights[0][1].set_value(a["w_tail"])
+            return m
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            output, _loss = m(x, self.T(c.arrays["targets"]))
+            return {"y": output.reshape([-1])}
+
+        return self._module_op("paddle.nn.AdaptiveLogSoftmaxWithLoss", build, forward, kind="variant",
+                               variant="adaptive_softmax",
+                               note="its tail weights are not registered as parameters: an optimizer would not train them")
+
+    def _hsigmoid(self) -> OpImpl:
+        HSigmoid = self._api("paddle.nn.HSigmoidLoss")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            nodes, dim = a["w_nodes"].shape
+            # custom tree: num_classes is the number of internal nodes, weight (nodes, D), bias (nodes, 1)
+            m = HSigmoid(dim, nodes, is_custom=True)
+            return self._load(m, weight=a["w_nodes"], bias=a["b_nodes"].reshape(-1, 1))
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            t = a["targets"]
+            # per-example paths and codes: the case gives them per class; HSigmoidLoss wants one row per example
+            loss = m(x, self.T(t.reshape(-1, 1)), path_table=self.T(a["path_table"][t]), path_code=self.T(a["path_code"][t]))
+            return {"y": -loss.reshape([-1])}  # the loss is -log p(target); the catalog's output is log p(target)
+
+        return self._module_op("paddle.nn.HSigmoidLoss(is_custom=True)", build, forward, kind="variant",
+                               variant="hierarchical_sigmoid",
+                               note="hierarchical sigmoid over the case's binary tree, given to Paddle as per-example "
+                                    "path table and codes (is_custom=True); the loss is negated to log p(target)")
+
+    def op_ctc_loss(self) -> OpImpl:
+        ctc = self._api("paddle.nn.functional.ctc_loss")
+
+        def forward(m: Any, logits: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            # Paddle's ctc_loss wraps warp-ctc, which applies softmax itself: it takes the unnormalised logits
+            # (the argument is named log_probs but documented as "unscaled probability"). Labels must be int32.
+            y = ctc(logits, self.T(a["targets"].astype(np.int32)), self.T(a["input_lengths"]), self.T(a["target_lengths"]),
+                    blank=c.config["blank"], reduction="none", norm_by_times=False)
+            return {"y": y.reshape([-1])}
+
+        return self._module_op("paddle.nn.functional.ctc_loss", lambda c: None, forward,
+                               note="warp-ctc: unnormalised logits in, softmax applied inside; reduction='none'")
+
+    # ------------------------------------------------------------------------------------------ optimizers
+    def _optimizer(self, api: str, make: Callable[[Any, dict[str, Any]], Any], note: str = "") -> OpImpl:
+        Opt = self._api(api)
+
+        def run(c: Case) -> dict[str, Array]:
+            w = self.paddle.create_parameter(list(c.arrays["w"].shape), "float32")
+            w.set_value(c.arrays["w"].copy())
+            opt = make(Opt, {"params": [w], **c.config})
+            history = []
+            for g in c.arrays["grads"]:
+                opt.clear_grad()
+                (w * self.T(g)).sum().backward()  # d/dw of sum(w * g) is g: the catalog's gradient, via autograd
+                opt.step()
+                history.append(self.N(w).copy())
+            return {"w": np.stack(history)}
+
+        return OpImpl("native", api, run, note=note)
+
+    def op_sgd(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.SGD", lambda opt_cls, h: opt_cls(learning_rate=h["lr"], parameters=h["params"]))
+
+    def op_momentum(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.Momentum",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], momentum=h["mu"], parameters=h["params"], use_nesterov=False))
+
+    def op_nesterov(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.Momentum",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], momentum=h["mu"], parameters=h["params"], use_nesterov=True),
+                               note="use_nesterov=True")
+
+    def op_adagrad(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.Adagrad",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], epsilon=h["eps"], parameters=h["params"], initial_accumulator_value=0.0))
+
+    def op_adadelta(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.Adadelta",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], epsilon=h["eps"], rho=h["rho"], parameters=h["params"]))
+
+    def op_rmsprop(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.RMSProp",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], rho=h["rho"], epsilon=h["eps"], momentum=0.0, centered=False,
+                                              parameters=h["params"]))
+
+    def op_adam(self) -> OpImpl:
+        return self._optimizer("paddle.optimizer.Adam",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], beta1=h["b1"], beta2=h["b2"], epsilon=h["eps"], parameters=h["params"]))
+
+    def op_adamw(self) -> OpImpl:
+        # Paddle's AdamW decays every parameter by learning_rate * weight_decay (coeff) per step unless
+        # apply_decay_param_fun excludes it; lr_ratio (a per-parameter multiplier of the learning rate) stays unset.
+        return self._optimizer("paddle.optimizer.AdamW",
+                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], beta1=h["b1"], beta2=h["b2"], epsilon=h["eps"],
+                                              weight_decay=h["weight_decay"], parameters=h["params"]),
+                               note="weight_decay is the coefficient; the decay applied is lr * coeff * w")
+
+    # ------------------------------------------------------------------------------------------ graphs
+    def graph_namespace(self) -> Any:
+        p = self.paddle
+        return types.SimpleNamespace(sum=p.sum, tanh=p.tanh, matmul=p.matmul)
+
+    def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
+        tensors = [self.T(a, grad=(i == 0)) for i, a in enumerate(args)]
+        value = fn(self.graph_namespace(), *tensors)
+        (g,) = self.paddle.grad([value], [tensors[0]])
+        return float(value), self.N(g)
+
+    def graph_notes(self) -> list[str]:
+        return ["dygraph (eager) mode, Paddle's default; the gradient comes from paddle.grad"]
+
+    def compile_paths(self) -> list[str]:
+        if not hasattr(getattr(self.paddle, "jit", None), "to_static"):
+            return []
+        return [SOT_PATH, AST_PATH]
+
+    @staticmethod
+    def _fixed_arity(fn: Callable[..., Any], F: Any, arity: int) -> Callable[..., Any]:
+        """to_static reads the signature of what it wraps and takes no *args: give it a function of fixed arity."""
+        if arity == 1:
+            def one(a: Any) -> Any:
+                return fn(F, a)
+            return one
+        if arity == 3:
+            def three(a: Any, b: Any, c: Any) -> Any:
+                return fn(F, a, b, c)
+            return three
+        raise ValueError(f"no fixed-arity wrapper for {arity} arguments")
+
+    def _sot_translations(self) -> int | None:
+        """SOT's own count of translated frames (process-wide; the probe compares it before and after a call)."""
+        try:
+            from paddle.jit.sot.opcode_translator.executor.executor_cache import OpcodeExecutorCache
+
+            return int(OpcodeExecutorCache().translate_count)
+        except Exception:
+            return None
+
+    def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
+        if path not in (SOT_PATH, AST_PATH):
+            return super().compile(fn, path)
+        import inspect
+
+        arity = len(inspect.signature(fn).parameters) - 1
+        wrapped = self._fixed_arity(fn, self.graph_namespace(), arity)
+        if path == SOT_PATH:  # the AST transcriber finds the function in its source by name: no renamed copy there
+            wrapped = self._own_code(wrapped, fn.__name__)
+        static = self.paddle.jit.to_static(wrapped, full_graph=(path == AST_PATH))
+
+        def call(args: Sequence[Array]) -> tuple[float, Array]:
+            ts = [self.T(a, grad=(i == 0)) for i, a in enumerate(args)]
+            value = static(*ts)
+            try:
+                (g,) = self.paddle.grad([value], [ts[0]])
+            except Exception as exc:  # say that the forward ran and the backward did not
+                raise RuntimeError(f"forward gave {float(value):.6g}; the gradient failed: {str(exc).strip()[:300]}") from exc
+            return float(value), self.N(g)
+
+        if path == AST_PATH:
+            return CompiledFunction(path, call, lambda: len(static.program_cache), [
+                "full_graph=True: the AST transcriber rewrites the function (Python while/if on tensors become static "
+                "while_loop/cond) into one static program; trace count = len(program_cache)"])
+        return CompiledFunction(path, call, self._sot_translations, [
+            "the default mode (full_graph=False): SOT translates the Python bytecode into static subgraphs, guarded, and "
+            "runs what it cannot capture as Python; trace count = SOT's process-wide translate_count"])
+
+    # ------------------------------------------------------------------------------------------ throughput
+    def _sync(self) -> None:
+        if self.place != "cpu":
+            self.paddle.device.synchronize()
+
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> Any:
+        nn = self.nn
+        if spec_id == "mlp_train":
+            d, h = a["w1"].shape
+            c = a["w3"].shape[1]
+            m = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
+            return self._load(m, **{"0.weight": a["w1"], "0.bias": a["b1"], "2.weight": a["w2"], "2.bias": a["b2"],
+                                    "4.weight": a["w3"], "4.bias": a["b3"]})
+        if spec_id == "cnn_train":
+            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
+            m = nn.Sequential(nn.Conv2D(3, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(c1, c2, 3, padding=1),
+                              nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Linear(a["fc_w"].shape[0], a["fc_w"].shape[1]))
+            return self._load(m, **{"0.weight": a["conv1_w"], "0.bias": a["conv1_b"], "3.weight": a["conv2_w"],
+                                    "3.bias": a["conv2_b"], "7.weight": a["fc_w"], "7.bias": a["fc_b"]})
+        if spec_id == "lstm_train":
+            d, h = a["wx"].shape[0], a["wh"].shape[0]
+
+            class LSTMClassifier(nn.Layer):
+                def __init__(self) -> None:
+                    super().__init__()
+                    # No biases. paddle.nn.LSTM(bias_ih_attr=False, bias_hh_attr=False) dies with SIGSEGV in its fused
+                    # CPU kernel (Paddle 3.3.1), so the same cell runs through paddle.nn.RNN, Paddle's own wrapper
+                    # that steps a cell over the sequence. With bias attrs False the cell keeps zero biases that are
+                    # not trainable (stop_gradient=True): they are not counted.
+                    self.lstm = nn.RNN(nn.LSTMCell(d, h, bias_ih_attr=False, bias_hh_attr=False))
+                    self.fc = nn.Linear(h, a["fc_w"].shape[1])
+
+                def forward(self, x: Any) -> Any:
+                    _, (hn, _) = self.lstm(x)
+                    return self.fc(hn)
+
+            return self._load(LSTMClassifier(), **{
+                "lstm.cell.weight_ih": reorder_gates(a["wx"], CANONICAL_LSTM, PADDLE_LSTM).T,
+                "lstm.cell.weight_hh": reorder_gates(a["wh"], CANONICAL_LSTM, PADDLE_LSTM).T,
+                "fc.weight": a["fc_w"], "fc.bias": a["fc_b"]})
+        raise KeyError(spec_id)
+
+    def _own_code(self, fn: Callable[..., Any], tag: str) -> Callable[..., Any]:
+        """A copy of `fn` with a code object of its own.
+
+        SOT keeps its translations per code object. Functions built from one `def` share a code object, and SOT
+        did not translate the second one at all (its translation count stayed put for the cnn step built after the
+        mlp step in one worker, so no compiled graph ran for it): each compiled function gets a code object of its own.
+        """
+        self._copies += 1
+        code = fn.__code__.replace(co_name=f"{fn.__name__}_{tag}_{self._copies}")
+        return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+        p = self.paddle
+        compiled = mode == "compiled"
+        path = f"{SOT_PATH} (default: full_graph=False, SOT)" if compiled else None
+        wrap: Callable[[Any], Any] = (lambda f: p.jit.to_static(self._own_code(f, spec.id))) if compiled else (lambda f: f)
+        if spec.kind == "op":
+            if spec.id == "gemm":
+                args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
+
+                def gemm(a: Any, b: Any) -> Any:
+                    return p.matmul(a, b)
+
+                f = wrap(gemm)
+            elif spec.id == "conv2d":
+                args = (self.T(arrays["x"]), self.T(arrays["w"]))
+
+                def conv(x: Any, w: Any) -> Any:
+                    return self.F.conv2d(x, w, padding=1)
+
+                f = wrap(conv)
+            else:
+                raise KeyError(spec.id)
+            last: list[Any] = [None]
+
+            def op_step() -> Any:
+                with p.no_grad():
+                    last[0] = f(*args)
+                return last[0]
+
+            return Workload(op_step, self._sync, 0, path)
+        model = self._train_model(spec.id, arrays)
+        model.train()
+        count = int(sum(int(np.prod(q.shape)) for q in model.parameters() if not q.stop_gradient))
+        opt = p.optimizer.SGD(learning_rate=0.01, parameters=model.parameters())
+        x, labels = self.T(arrays["x"]), self.T(arrays["labels"])
+
+        def train_step(inputs: Any, targets: Any) -> Any:
+            loss = self.F.cross_entropy(model(inputs), targets)
+            loss.backward()
+            opt.step()
+            opt.clear_grad()
+            return loss
+
+        step = wrap(train_step)
+        notes = []
+        if compiled:
+            notes.append("the whole train step (forward, cross-entropy, backward, SGD update) goes through "
+                         "paddle.jit.to_static in its default SOT mode, which runs what it cannot capture "
+                         "(Tensor.backward) eagerly")
+        if spec.id == "lstm_train":
+            notes.append("paddle.nn.RNN(paddle.nn.LSTMCell) without biases: paddle.nn.LSTM without biases crashes "
+                         "(SIGSEGV) in its fused CPU kernel")
+        return Workload(lambda: step(x, labels), self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ onnx
+    def _onnx_model(self, model: Any) -> Any:
+        nn = self.nn
+        w = model.weights()
+        if model.id == "mlp":
+            m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10))
+            return self._load(m, **{"0.weight": w["w1"], "0.bias": w["b1"], "2.weight": w["w2"], "2.bias": w["b2"]})
+        if model.id == "cnn":
+            m = nn.Sequential(nn.Conv2D(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Linear(64, 10))
+            return self._load(m, **{"0.weight": w["conv_w"], "0.bias": w["conv_b"], "4.weight": w["fc_w"], "4.bias": w["fc_b"]})
+        raise KeyError(model.id)
+
+    def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
+        from harness.catalog.onnx_models import DEFAULT_OPSET
+
+        p = self.paddle
+        export = self._api("paddle.onnx.export")
+        m = self._onnx_model(model)
+        m.eval()
+        x = model.sample_input()
+        with p.no_grad():
+            expected = self.N(m(self.T(x)))
+        target = Path(path)
+        if target.suffix != ".onnx":
+            raise ValueError(f"paddle.onnx.export appends .onnx to its path prefix; cannot write {path}")
+        spec = [p.static.InputSpec(shape=list(x.shape), dtype="float32", name="x")]
+        use = opset or DEFAULT_OPSET
+        # paddle.onnx.export saves the layer with paddle.jit.save, then hands the program to paddle2onnx, which logs
+        # and swallows its own errors: a missing file afterwards is the failure.
+        export(m, str(target.with_suffix("")), input_spec=spec, opset_version=use)
+        if not target.exists():
+            raise RuntimeError("paddle.onnx.export (paddle2onnx) wrote no file; its log says why")
+        notes = ["paddle.onnx.export is Paddle's API, but the converter it calls is paddle2onnx, a separate distribution "
+                 "(not shipped in paddlepaddle)",
+                 f"opset {use} requested explicitly (paddle.onnx.export defaults to opset 9)",
+                 "paddle2onnx folds constants with polygraphy and sets POLYGRAPHY_AUTOINSTALL_DEPS=1: onnx-graphsurgeon is "
+                 "pinned so nothing is installed at run time"]
+        versions = distribution_versions("paddle2onnx")
+        return ExportResult("paddle.onnx.export (paddle2onnx)", versions["paddle2onnx"], False, use, expected, notes)
+
+    def onnx_import(self, path: str) -> ImportResult:
+        version = distribution_versions("x2paddle")["x2paddle"]
+        if version == "not installed":
+            raise Unsupported("x2paddle (the ONNX importer for Paddle) is not installed")
+        out = Path(path).with_suffix("")
+        out = out.with_name(out.name + "-x2paddle")
+        # x2paddle writes Paddle code and a static model; converting in a child process keeps its global parameter
+        # names (x2paddle_<initializer>) out of this process, where a second conversion of the same names fails.
+        # disable_feedback=True: x2paddle otherwise posts usage statistics to a Baidu server from a thread.
+        code = ("import sys, warnings; warnings.filterwarnings('ignore'); from x2paddle.convert import onnx2paddle; "
+                "onnx2paddle(sys.argv[1], sys.argv[2], disable_feedback=True)")
+        proc = subprocess.run([sys.executable, "-c", code, path, str(out)], capture_output=True, text=True, timeout=240,
+                              env={**os.environ, "GLOG_minloglevel": "2"})
+        model_file = out / "inference_model" / "model"
+        if proc.returncode != 0 or not (out / "inference_model").exists():
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+            raise RuntimeError(f"x2paddle onnx2paddle failed (exit {proc.returncode}): {' | '.join(lines[-3:])[:400]}")
+        layer = self.paddle.jit.load(str(model_file))
+        layer.eval()
+
+        def run(x: Array) -> Array:
+            with self.paddle.no_grad():
+                y = layer(self.T(x))
+            return self.N(y[0] if isinstance(y, (list, tuple)) else y)
+
+        notes = ["x2paddle.convert.onnx2paddle in a child process (disable_feedback=True), then paddle.jit.load of the "
+                 "inference model it writes"]
+        said = [ln.strip() for ln in proc.stdout.splitlines() if "support convert onnx model opset" in ln]
+        if said:
+            notes.append(f"x2paddle says: {said[0][:200]}")
+        return ImportResult("x2paddle", version, False, run, notes)

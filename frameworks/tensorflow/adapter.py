@@ -1,0 +1,791 @@
+"""TensorFlow adapter: Keras 3 on the TensorFlow backend (keras.layers, keras.optimizers), tf.nn where Keras has no
+layer; eager GradientTape, tf.function and tf.function(jit_compile=True) (XLA); ONNX export through Keras' own
+model.export(format="onnx") and import through the separate onnx2tf converter.
+
+Keras is channels-last: the catalog's channels-first inputs and outputs are transposed explicitly in the graph (so
+gradients flow back to the NCHW input) and (O, C, k...) kernels are transposed to Keras' (k..., C, O) at load time.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before TensorFlow is imported: keep its C++ info/warning chatter out of the probe logs, and put Keras 3 on the
+# TensorFlow backend whatever the caller's environment says (this adapter measures Keras on TensorFlow).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import (
+    Adapter,
+    CompiledFunction,
+    ExportResult,
+    ImportResult,
+    OpImpl,
+    Unsupported,
+    Workload,
+    distribution_versions,
+    require,
+)
+from harness.catalog.ops import Case
+
+Array = np.ndarray
+CANONICAL_LSTM = "ifgo"  # the catalog's LSTM gate order
+# keras.layers.LSTM's cell splits kernel, recurrent kernel and bias into the gates i, f, c, o (k_i, k_f, k_c, k_o in
+# keras/src/layers/rnn/lstm.py); its "c" is the catalog's candidate g.
+KERAS_LSTM = "ifgo"
+# keras.layers.GRU's cell splits them into z, r, h (x_z, x_r, x_h in keras/src/layers/rnn/gru.py): update, reset,
+# candidate; the catalog's order is r, z, n.
+KERAS_GRU = "zrn"
+XLA = "tf.function(jit_compile=True)"
+GRAPH = "tf.function"
+# onnx2tf reads calibration images from this file in its working directory and downloads it when missing.
+ONNX2TF_CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
+    """Reorder stacked gate blocks along `axis` from order `src` to order `dst` (e.g. 'rzn' -> 'zrn')."""
+    blocks = np.split(w, len(src), axis=axis)
+    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
+
+
+def to_keras_kernel(w: Array) -> Array:
+    """(O, C, k1..kn) channels-first kernel -> Keras' (k1..kn, C, O)."""
+    nd = w.ndim - 2
+    return np.ascontiguousarray(w.transpose(*range(2, 2 + nd), 1, 0))
+
+
+def fc_rows_chw_to_hwc(w: Array, c: int, h: int, wd: int) -> Array:
+    """Rows of a dense kernel that follows a (C, H, W) flatten, reordered for Keras' (H, W, C) flatten."""
+    out = w.shape[1]
+    return np.ascontiguousarray(w.reshape(c, h, wd, out).transpose(1, 2, 0, 3).reshape(c * h * wd, out))
+
+
+class TensorflowAdapter(Adapter):
+    name = "tensorflow"
+    # tf-keras (needed by onnx2tf) depends on `tensorflow` by name, so the CPU environment carries the full
+    # `tensorflow` distribution, not `tensorflow-cpu` (see requirements-cpu.txt).
+    distribution = "tensorflow"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        import keras
+        import tensorflow as tf
+
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(f"Keras runs on the {keras.backend.backend()!r} backend, not tensorflow "
+                               "(was keras imported before this adapter?)")
+        if device == "cpu":
+            tf.config.set_visible_devices([], "GPU")  # a CPU run stays on the CPU even where a GPU is visible
+        self.tf = tf
+        self.keras = keras
+        keras.utils.set_random_seed(0)
+
+    # ------------------------------------------------------------------------------------------ identity
+    def versions(self) -> dict[str, str]:
+        return distribution_versions("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "numpy", "protobuf", "onnx",
+                                     "onnxruntime", "tf2onnx", "onnx2tf", "onnx-graphsurgeon", "ai-edge-litert")
+
+    def device_available(self) -> tuple[bool, str]:
+        if self.device == "cpu":
+            return True, ""
+        if not self.tf.config.list_physical_devices("GPU"):
+            return False, f"tensorflow {self.tf.__version__} sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
+        return True, ""
+
+    def device_info(self) -> dict[str, Any]:
+        tf = self.tf
+        build = dict(tf.sysconfig.get_build_info())
+        info: dict[str, Any] = {
+            "keras_backend": self.keras.backend.backend(),
+            "image_data_format": self.keras.config.image_data_format(),
+            "built_with_cuda": bool(build.get("is_cuda_build", False)),
+            "cuda_build": build.get("cuda_version"),
+            "cudnn_build": build.get("cudnn_version"),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+        gpus = tf.config.list_physical_devices("GPU")
+        if self.device != "cpu" and gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            info.update(name=details.get("device_name"), capability=details.get("compute_capability"))
+        return info
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def T(self, a: Array) -> Any:
+        return self.tf.constant(np.ascontiguousarray(a))
+
+    @staticmethod
+    def N(t: Any) -> Array:
+        return np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+
+    def _api(self, dotted: str) -> Any:
+        """Resolve 'keras.layers.Conv3D' or 'tf.nn.ctc_loss' at run time; a missing name raises Unsupported."""
+        parts = dotted.split(".")
+        roots = {"tf": self.tf, "keras": self.keras}
+        if parts[0] not in roots:
+            raise ValueError(f"unknown API root in {dotted!r}")
+        obj: Any = roots[parts[0]]
+        for i, part in enumerate(parts[1:], start=1):
+            obj = require(obj, part, ".".join(parts[:i]))
+        return obj
+
+    @staticmethod
+    def _load(layer: Any, **values: Array) -> Any:
+        """Copy catalog arrays (already in Keras' layout) into a built layer's variables, matched by the end of
+        their paths ('kernel' matches 'dense/kernel', 'query/kernel' matches 'multi_head_attention/query/kernel').
+        Every variable of the layer must be set: none is left at its random initial value."""
+        variables = list(layer.weights)
+        assigned: set[int] = set()
+        for key, value in values.items():
+            hits = [i for i, v in enumerate(variables) if v.path == key or v.path.endswith("/" + key)]
+            if len(hits) != 1:
+                raise KeyError(f"{key!r} matches {len(hits)} of {[v.path for v in variables]}")
+            var = variables[hits[0]]
+            arr = np.asarray(value, np.float32)
+            if tuple(var.shape) != arr.shape:
+                raise ValueError(f"{var.path}: shape {tuple(var.shape)}, catalog gives {arr.shape}")
+            var.assign(arr)
+            assigned.add(hits[0])
+        missing = [v.path for i, v in enumerate(variables) if i not in assigned]
+        if missing:
+            raise KeyError(f"variables not set from the case: {missing}")
+        return layer
+
+    def _first_to_last(self, t: Any) -> Any:
+        """(N, C, *spatial) -> (N, *spatial, C)."""
+        n = len(t.shape)
+        return self.tf.transpose(t, [0, *range(2, n), 1])
+
+    def _last_to_first(self, t: Any) -> Any:
+        """(N, *spatial, C) -> (N, C, *spatial)."""
+        n = len(t.shape)
+        return self.tf.transpose(t, [0, n - 1, *range(1, n - 1)])
+
+    def _result(self, case: Case, tape: Any, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
+        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`."""
+        out = {k: self.N(v) for k, v in outputs.items()}
+        if case.grad_wrt is not None:
+            names = list(case.cotangents)
+            g = tape.gradient([outputs[k] for k in names], wrt, output_gradients=[self.T(case.cotangents[k]) for k in names])
+            out["grad"] = self.N(self.tf.convert_to_tensor(g))  # an Embedding's gradient comes as IndexedSlices
+        return out
+
+    def _layer_op(self, api: str, build: Callable[[Case], Any], forward: Callable[[Any, Any, Case], dict[str, Any]],
+                  note: str = "") -> OpImpl:
+        """An op that is one layer applied to the case's grad_wrt input (APIs are resolved by the caller)."""
+
+        def run(case: Case) -> dict[str, Array]:
+            layer = build(case)
+            x = self.T(case.arrays[case.grad_wrt or "x"])
+            with self.tf.GradientTape() as tape:
+                tape.watch(x)
+                outputs = forward(layer, x, case)
+            return self._result(case, tape, x, outputs)
+
+        return OpImpl("native", api, run, note=note)
+
+    def _channels_last(self, layer: Any, x: Any) -> Any:
+        """Apply a channels-last Keras layer to a channels-first tensor, returning channels-first."""
+        return self._last_to_first(layer(self._first_to_last(x)))
+
+    @staticmethod
+    def _padding(pad: int, kernel: Sequence[int], dilation: int, stride: int) -> str | None:
+        """Keras convolutions and pools take 'valid' or 'same', not a number: 'valid' for no padding, 'same' where it
+        pads exactly `pad` zeros on each side (stride 1 and dilation * (k - 1) == 2 * pad on every axis), else None:
+        no Keras padding mode matches (convolutions then pad with a ZeroPadding layer)."""
+        if pad == 0:
+            return "valid"
+        if stride == 1 and all(dilation * (k - 1) == 2 * pad for k in kernel):
+            return "same"
+        return None
+
+    # ------------------------------------------------------------------------------------------ layers
+    def op_dense(self) -> OpImpl:
+        Dense = self._api("keras.layers.Dense")
+
+        def build(c: Case) -> Any:
+            w = c.arrays["w"]
+            layer = Dense(w.shape[1])
+            layer.build((None, w.shape[0]))
+            return self._load(layer, kernel=w, bias=c.arrays["b"])  # Keras' Dense kernel is (in, out), as the catalog
+
+        return self._layer_op("keras.layers.Dense", build, lambda m, x, c: {"y": m(x)})
+
+    def _conv(self, nd: int) -> OpImpl:
+        api = f"keras.layers.Conv{nd}D"
+        Conv = self._api(api)
+        ZeroPad = self._api(f"keras.layers.ZeroPadding{nd}D")
+        Sequential = self._api("keras.Sequential")
+
+        def build(c: Case) -> Any:
+            w, cfg = c.arrays["w"], c.config
+            kernel = w.shape[2:]
+            padding = self._padding(cfg["padding"], kernel, cfg["dilation"], cfg["stride"])
+            conv = Conv(w.shape[0], kernel, strides=cfg["stride"], padding=padding or "valid", dilation_rate=cfg["dilation"])
+            layers = [conv] if padding else [ZeroPad(cfg["padding"]), conv]
+            spatial = c.arrays["x"].shape[2:]
+            conv.build((None, *[s + (0 if padding else 2 * cfg["padding"]) for s in spatial], w.shape[1]))
+            self._load(conv, kernel=to_keras_kernel(w), bias=c.arrays["b"])
+            return Sequential(layers)
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            return {"y": self._channels_last(m, x)}
+
+        return self._layer_op(api, build, forward,
+                              note="channels-last transposes; kernel (O,C,k..) -> (k..,C,O); numeric padding as padding='same' "
+                                   "where that pads exactly as much on each side, else ZeroPadding then 'valid'")
+
+    def op_conv1d(self) -> OpImpl:
+        return self._conv(1)
+
+    def op_conv2d(self) -> OpImpl:
+        return self._conv(2)
+
+    def op_conv3d(self) -> OpImpl:
+        return self._conv(3)
+
+    def op_conv_transpose2d(self) -> OpImpl:
+        ConvT = self._api("keras.layers.Conv2DTranspose")
+        Crop = self._api("keras.layers.Cropping2D")
+        Sequential = self._api("keras.Sequential")
+
+        def build(c: Case) -> Any:
+            w, cfg = c.arrays["w"], c.config  # w: (C_in, C_out, kH, kW)
+            layer = ConvT(w.shape[1], w.shape[2:], strides=cfg["stride"], padding="valid")
+            layer.build((None, *c.arrays["x"].shape[2:], w.shape[0]))
+            # Keras' Conv2DTranspose kernel is (kH, kW, out, in): (C_in, C_out, kH, kW) -> (kH, kW, C_out, C_in)
+            self._load(layer, kernel=np.ascontiguousarray(w.transpose(2, 3, 1, 0)), bias=c.arrays["b"])
+            # 'valid' gives the full (H - 1) * stride + k output; the catalog's padding crops it on each side
+            return Sequential([layer, Crop(cfg["padding"])]) if cfg["padding"] else layer
+
+        return self._layer_op("keras.layers.Conv2DTranspose", build, lambda m, x, c: {"y": self._channels_last(m, x)},
+                              note="kernel (C_in,C_out,kH,kW) -> Keras (kH,kW,C_out,C_in); padding='valid'")
+
+    def op_separable_conv2d(self) -> OpImpl:
+        Sep = self._api("keras.layers.SeparableConv2D")
+
+        def build(c: Case) -> Any:
+            dw, pw, cfg = c.arrays["w_depthwise"], c.arrays["w_pointwise"], c.config
+            padding = self._padding(cfg["padding"], dw.shape[2:], 1, cfg["stride"])
+            if padding is None:
+                raise Unsupported(f"keras.layers.SeparableConv2D takes padding 'valid'/'same' only; the case's padding "
+                                  f"{cfg['padding']} at stride {cfg['stride']} is neither")
+            layer = Sep(pw.shape[0], dw.shape[2:], strides=cfg["stride"], padding=padding, depth_multiplier=1)
+            layer.build((None, *c.arrays["x"].shape[2:], dw.shape[0]))
+            # depthwise (C, 1, kH, kW) -> Keras (kH, kW, C, depth_multiplier); pointwise (O, C, 1, 1) -> (1, 1, C, O)
+            return self._load(layer, depthwise_kernel=np.ascontiguousarray(dw.transpose(2, 3, 0, 1)),
+                              pointwise_kernel=to_keras_kernel(pw), bias=c.arrays["b"])
+
+        return self._layer_op("keras.layers.SeparableConv2D", build, lambda m, x, c: {"y": self._channels_last(m, x)},
+                              note="native depthwise-separable layer; padding 1 as padding='same'")
+
+    def op_max_pool2d(self) -> OpImpl:
+        Pool = self._api("keras.layers.MaxPooling2D")
+        return self._layer_op("keras.layers.MaxPooling2D",
+                              lambda c: Pool(c.config["kernel"], c.config["stride"], padding="valid"),
+                              lambda m, x, c: {"y": self._channels_last(m, x)})
+
+    def op_avg_pool2d(self) -> OpImpl:
+        Pool = self._api("keras.layers.AveragePooling2D")
+
+        def build(c: Case) -> Any:
+            cfg = c.config
+            padding = self._padding(cfg["padding"], (cfg["kernel"],) * 2, 1, cfg["stride"])
+            if padding is None:
+                raise Unsupported(f"keras.layers.AveragePooling2D takes padding 'valid'/'same' only; the case's padding "
+                                  f"{cfg['padding']} at kernel {cfg['kernel']}, stride {cfg['stride']} is neither")
+            return Pool(cfg["kernel"], cfg["stride"], padding=padding)
+
+        return self._layer_op("keras.layers.AveragePooling2D", build, lambda m, x, c: {"y": self._channels_last(m, x)},
+                              note="padding 1 as padding='same' (kernel 3, stride 1)")
+
+    def op_global_avg_pool2d(self) -> OpImpl:
+        Pool = self._api("keras.layers.GlobalAveragePooling2D")
+        return self._layer_op("keras.layers.GlobalAveragePooling2D", lambda c: Pool(),
+                              lambda m, x, c: {"y": m(self._first_to_last(x))})
+
+    def op_upsample_nearest2d(self) -> OpImpl:
+        Up = self._api("keras.layers.UpSampling2D")
+        return self._layer_op("keras.layers.UpSampling2D(interpolation='nearest')",
+                              lambda c: Up(size=c.config["scale"], interpolation="nearest"),
+                              lambda m, x, c: {"y": self._channels_last(m, x)})
+
+    def op_batch_norm(self) -> OpImpl:
+        BN = self._api("keras.layers.BatchNormalization")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            layer = BN(axis=1, epsilon=c.config["eps"])  # the catalog's channel axis, given to Keras directly
+            layer.build(a["x"].shape)
+            return self._load(layer, gamma=a["gamma"], beta=a["beta"], moving_mean=a["running_mean"],
+                              moving_variance=a["running_var"])
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y_eval = m(x, training=False)  # before the training call updates the moving statistics
+            return {"y_train": m(x, training=True), "y_eval": y_eval}
+
+        return self._layer_op("keras.layers.BatchNormalization", build, forward, note="axis=1")
+
+    def op_layer_norm(self) -> OpImpl:
+        LN = self._api("keras.layers.LayerNormalization")
+
+        def build(c: Case) -> Any:
+            layer = LN(axis=-1, epsilon=c.config["eps"])
+            layer.build(c.arrays["x"].shape)
+            return self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+
+        return self._layer_op("keras.layers.LayerNormalization", build, lambda m, x, c: {"y": m(x)})
+
+    def op_group_norm(self) -> OpImpl:
+        GN = self._api("keras.layers.GroupNormalization")
+
+        def build(c: Case) -> Any:
+            layer = GN(groups=c.config["groups"], axis=1, epsilon=c.config["eps"])  # channel axis 1, as the catalog
+            layer.build(c.arrays["x"].shape)
+            return self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+
+        return self._layer_op("keras.layers.GroupNormalization", build, lambda m, x, c: {"y": m(x)}, note="axis=1")
+
+    def op_local_response_norm(self) -> OpImpl:
+        lrn = self._api("tf.nn.local_response_normalization")
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            cfg = c.config
+            if cfg["size"] % 2 != 1:
+                raise Unsupported(f"tf.nn.local_response_normalization sums a symmetric window of 2 * depth_radius + 1 "
+                                  f"channels; the catalog's size {cfg['size']} is even")
+            # TF sums over [c - depth_radius, c + depth_radius] and does not divide alpha by the window size:
+            # depth_radius = (size - 1) / 2, alpha_tf = alpha / size (the catalog's Caffe convention), bias = k.
+            y = lrn(self._first_to_last(x), depth_radius=(cfg["size"] - 1) // 2, bias=cfg["k"],
+                    alpha=cfg["alpha"] / cfg["size"], beta=cfg["beta"])
+            return {"y": self._last_to_first(y)}
+
+        return self._layer_op("tf.nn.local_response_normalization", lambda c: None, forward,
+                              note="Keras 3 has no LRN layer: TensorFlow's own op; depth_radius=(size-1)/2, alpha/size "
+                                   "mapped explicitly; channels-last")
+
+    def op_dropout(self) -> OpImpl:
+        Drop = self._api("keras.layers.Dropout")
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            return {"y_train": m(x, training=True), "y_eval": m(x, training=False)}
+
+        return self._layer_op("keras.layers.Dropout", lambda c: Drop(rate=c.config["p"], seed=0), forward)
+
+    def op_embedding(self) -> OpImpl:
+        Emb = self._api("keras.layers.Embedding")
+
+        def run(c: Case) -> dict[str, Array]:
+            w, idx = c.arrays["weight"], c.arrays["indices"]
+            layer = Emb(*w.shape)
+            layer.build(idx.shape)
+            self._load(layer, embeddings=w)
+            with self.tf.GradientTape() as tape:
+                y = layer(self.T(idx))
+            return self._result(c, tape, layer.embeddings, {"y": y})
+
+        return OpImpl("native", "keras.layers.Embedding", run, note="gradient w.r.t. the table (IndexedSlices, densified)")
+
+    def op_simple_rnn(self) -> OpImpl:
+        RNN = self._api("keras.layers.SimpleRNN")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            layer = RNN(c.config["hidden"], activation="tanh", return_sequences=True, return_state=True)
+            layer.build(a["x"].shape)
+            return self._load(layer, kernel=a["wx"], recurrent_kernel=a["wh"], bias=a["b"])
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, h = m(x)
+            return {"y": y, "h": h}
+
+        return self._layer_op("keras.layers.SimpleRNN", build, forward, note="one bias, as the catalog")
+
+    def op_lstm(self) -> OpImpl:
+        LSTM = self._api("keras.layers.LSTM")
+
+        def build(c: Case) -> Any:
+            a, order = c.arrays, c.config["gate_order"]
+            layer = LSTM(c.config["hidden"], return_sequences=True, return_state=True)
+            layer.build(a["x"].shape)
+            return self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_LSTM),
+                              recurrent_kernel=reorder_gates(a["wh"], order, KERAS_LSTM),
+                              bias=reorder_gates(a["b"], order, KERAS_LSTM))
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, h, cell = m(x)
+            return {"y": y, "h": h, "c": cell}
+
+        return self._layer_op("keras.layers.LSTM", build, forward, note=f"gate order {KERAS_LSTM} (Keras: i, f, c, o); one bias")
+
+    def op_gru(self) -> OpImpl:
+        GRU = self._api("keras.layers.GRU")
+
+        def build(c: Case) -> Any:
+            a, order = c.arrays, c.config["gate_order"]
+            layer = GRU(c.config["hidden"], reset_after=True, return_sequences=True, return_state=True)
+            layer.build(a["x"].shape)
+            # reset_after=True keeps a (2, 3H) bias: row 0 the input bias, row 1 the recurrent bias
+            bias = np.stack([reorder_gates(a["bx"], order, KERAS_GRU), reorder_gates(a["bh"], order, KERAS_GRU)])
+            return self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_GRU),
+                              recurrent_kernel=reorder_gates(a["wh"], order, KERAS_GRU), bias=bias)
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            y, h = m(x)
+            return {"y": y, "h": h}
+
+        return self._layer_op("keras.layers.GRU", build, forward,
+                              note=f"gate order {KERAS_GRU} (Keras: z, r, h); reset_after=True, bias (2, 3H) = [input; recurrent]")
+
+    def op_bidirectional_rnn(self) -> OpImpl:
+        Bi = self._api("keras.layers.Bidirectional")
+        RNN = self._api("keras.layers.SimpleRNN")
+
+        def build(c: Case) -> Any:
+            a = c.arrays
+            layer = Bi(RNN(c.config["hidden"], return_sequences=True), merge_mode=c.config["merge"])
+            layer.build(a["x"].shape)
+            self._load(layer.forward_layer, kernel=a["wx_fw"], recurrent_kernel=a["wh_fw"], bias=a["b_fw"])
+            self._load(layer.backward_layer, kernel=a["wx_bw"], recurrent_kernel=a["wh_bw"], bias=a["b_bw"])
+            return layer
+
+        return self._layer_op("keras.layers.Bidirectional(SimpleRNN)", build, lambda m, x, c: {"y": m(x)},
+                              note="a wrapper; merge_mode='concat' gives [forward, backward]")
+
+    def op_multi_head_attention(self) -> OpImpl:
+        MHA = self._api("keras.layers.MultiHeadAttention")
+
+        def run(c: Case) -> dict[str, Array]:
+            a = c.arrays
+            e, heads = c.config["embed_dim"], c.config["heads"]
+            d = e // heads
+            layer = MHA(num_heads=heads, key_dim=d)
+            layer.build(a["q"].shape, a["v"].shape, a["k"].shape)
+            # Keras keeps per-head projections: query/key/value kernels (E, heads, d), biases (heads, d), output
+            # kernel (heads, d, E). The catalog's (E, E) columns are heads-major, so a reshape maps them.
+            values = {"attention_output/kernel": a["wo"].reshape(heads, d, e), "attention_output/bias": a["bo"]}
+            for name, s in (("query", "q"), ("key", "k"), ("value", "v")):
+                values |= {f"{name}/kernel": a[f"w{s}"].reshape(e, heads, d), f"{name}/bias": a[f"b{s}"].reshape(heads, d)}
+            self._load(layer, **values)
+            q = self.T(a["q"])
+            with self.tf.GradientTape() as tape:
+                tape.watch(q)
+                y = layer(q, self.T(a["v"]), self.T(a["k"]))
+            return self._result(c, tape, q, {"y": y})
+
+        return OpImpl("native", "keras.layers.MultiHeadAttention", run, note="call(query, value, key)")
+
+    def op_prelu(self) -> OpImpl:
+        PReLU = self._api("keras.layers.PReLU")
+
+        def build(c: Case) -> Any:
+            x = c.arrays["x"]
+            layer = PReLU(shared_axes=list(range(2, x.ndim)))  # one slope per channel (axis 1): share the others
+            layer.build(x.shape)
+            return self._load(layer, alpha=c.arrays["alpha"].reshape((-1,) + (1,) * (x.ndim - 2)))
+
+        return self._layer_op("keras.layers.PReLU", build, lambda m, x, c: {"y": m(x)}, note="shared_axes over H, W")
+
+    def op_hierarchical_softmax(self) -> OpImpl:
+        tf = self.tf
+        log_softmax, gather = self._api("tf.nn.log_softmax"), self._api("tf.gather")
+
+        def run(c: Case) -> dict[str, Array]:
+            a = c.arrays
+            size = a["w_word"].shape[2]
+            targets = self.T(a["targets"])
+            cluster, within = targets // size, targets % size
+            x = self.T(a["x"])
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                lp_cluster = log_softmax(tf.matmul(x, self.T(a["w_cluster"])) + self.T(a["b_cluster"]))
+                w_word, b_word = gather(self.T(a["w_word"]), cluster), gather(self.T(a["b_word"]), cluster)
+                lp_word = log_softmax(tf.einsum("bd,bds->bs", x, w_word) + b_word)
+                y = gather(lp_cluster, cluster, batch_dims=1) + gather(lp_word, within, batch_dims=1)
+            return self._result(c, tape, x, {"y": y})
+
+        # What the framework does offer, listed at run time for the record (none is hierarchical or adaptive)
+        offered = [f"{prefix}.{n}" for prefix, mod in (("keras.layers", self.keras.layers), ("tf.nn", tf.nn))
+                   for n in dir(mod) if "softmax" in n.lower()]
+        return OpImpl("composed", "tf.nn.log_softmax x2 + tf.gather", run,
+                      note=f"no hierarchical softmax among Keras' and tf.nn's softmax APIs ({', '.join(offered)}): the "
+                           "two-level class softmax log p(cluster) + log p(word | cluster) is two log-softmaxes and gathers")
+
+    def op_ctc_loss(self) -> OpImpl:
+        ctc = self._api("tf.nn.ctc_loss")
+
+        def forward(m: Any, logits: Any, c: Case) -> dict[str, Any]:
+            a = c.arrays
+            y = ctc(labels=self.T(a["targets"].astype(np.int32)), logits=logits,
+                    label_length=self.T(a["target_lengths"].astype(np.int32)),
+                    logit_length=self.T(a["input_lengths"].astype(np.int32)), logits_time_major=True,
+                    blank_index=c.config["blank"])
+            return {"y": y}
+
+        return self._layer_op("tf.nn.ctc_loss", lambda c: None, forward,
+                              note="unnormalised logits (TF applies the softmax), dense labels, time-major, per-example loss")
+
+    # ------------------------------------------------------------------------------------------ optimizers
+    def _optimizer(self, api: str, hyper: Callable[[dict[str, Any]], dict[str, Any]], note: str = "") -> OpImpl:
+        """A Keras optimizer built with every hyperparameter set explicitly from the case (`hyper` maps the catalog's
+        names to Keras' keyword arguments), stepped with gradients that come from the framework's autograd."""
+        Opt = self._api(api)
+        tf = self.tf
+
+        def run(c: Case) -> dict[str, Array]:
+            w = self.keras.Variable(c.arrays["w"].copy(), dtype="float32")
+            opt = Opt(**hyper(c.config))
+            history = []
+            for g in c.arrays["grads"]:
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(w * self.T(g))  # d/dw of sum(w * g) is g: the catalog's gradient, via autograd
+                opt.apply_gradients([(tape.gradient(loss, w), w)])
+                history.append(self.N(w).copy())
+            return {"w": np.stack(history)}
+
+        return OpImpl("native", api, run, note=note)
+
+    def op_sgd(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.SGD", lambda h: {"learning_rate": h["lr"], "momentum": 0.0, "nesterov": False})
+
+    def op_momentum(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.SGD",
+                               lambda h: {"learning_rate": h["lr"], "momentum": h["mu"], "nesterov": False},
+                               note="Keras' form v = mu v - lr g; w += v (same iterates at constant lr)")
+
+    def op_nesterov(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.SGD", lambda h: {"learning_rate": h["lr"], "momentum": h["mu"], "nesterov": True})
+
+    def op_adagrad(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.Adagrad",
+                               lambda h: {"learning_rate": h["lr"], "initial_accumulator_value": 0.0, "epsilon": h["eps"]})
+
+    def op_adadelta(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.Adadelta", lambda h: {"learning_rate": h["lr"], "rho": h["rho"], "epsilon": h["eps"]})
+
+    def op_rmsprop(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.RMSprop", lambda h: {"learning_rate": h["lr"], "rho": h["rho"], "momentum": 0.0,
+                                                                      "epsilon": h["eps"], "centered": False})
+
+    def op_adam(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.Adam", lambda h: {"learning_rate": h["lr"], "beta_1": h["b1"], "beta_2": h["b2"],
+                                                                   "epsilon": h["eps"], "amsgrad": False})
+
+    def op_adamw(self) -> OpImpl:
+        return self._optimizer("keras.optimizers.AdamW", lambda h: {"learning_rate": h["lr"], "beta_1": h["b1"], "beta_2": h["b2"],
+                                                                    "epsilon": h["eps"], "weight_decay": h["weight_decay"],
+                                                                    "amsgrad": False})
+
+    # ------------------------------------------------------------------------------------------ graphs
+    def graph_namespace(self) -> Any:
+        tf = self.tf
+        return types.SimpleNamespace(sum=tf.reduce_sum, tanh=tf.tanh, matmul=tf.matmul)
+
+    def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
+        tensors = [self.T(a) for a in args]
+        with self.tf.GradientTape() as tape:
+            tape.watch(tensors[0])
+            value = fn(self.graph_namespace(), *tensors)
+        return float(value), self.N(tape.gradient(value, tensors[0]))
+
+    def compile_paths(self) -> list[str]:
+        paths = []
+        if hasattr(self.tf, "function"):
+            paths += [GRAPH, XLA]
+        return paths
+
+    def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
+        if path not in (XLA, GRAPH):
+            return super().compile(fn, path)
+        tf, F = self.tf, self.graph_namespace()
+
+        def value_and_grad(*ts: Any) -> tuple[Any, Any]:
+            with tf.GradientTape() as tape:
+                tape.watch(ts[0])
+                value = fn(F, *ts)
+            return value, tape.gradient(value, ts[0])
+
+        # The whole value-and-gradient is one traced function (AutoGraph rewrites Python control flow on tensors).
+        compiled = tf.function(value_and_grad, jit_compile=(path == XLA))
+
+        def call(args: Sequence[Array]) -> tuple[float, Array]:
+            value, grad = compiled(*[self.T(a) for a in args])
+            return float(value), self.N(grad)
+
+        return CompiledFunction(path, call, lambda: int(compiled.experimental_get_tracing_count()))
+
+    # ------------------------------------------------------------------------------------------ throughput
+    def _sync(self) -> None:
+        # Documented for benchmarking: waits for every device's queued work (a cheap barrier on the CPU).
+        self.tf.test.experimental.sync_devices()
+
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Array, list[str]]:
+        """The Keras model with the catalog's initial parameters, and the input in Keras' layout."""
+        keras, L = self.keras, self.keras.layers
+        if spec_id == "mlp_train":
+            d, h = a["w1"].shape
+            c = a["w3"].shape[1]
+            m = keras.Sequential([keras.Input((d,)), L.Dense(h, activation="relu"), L.Dense(h, activation="relu"), L.Dense(c)])
+            for layer, w, b in zip(m.layers, ("w1", "w2", "w3"), ("b1", "b2", "b3")):
+                self._load(layer, kernel=a[w], bias=a[b])
+            return m, a["x"], []
+        if spec_id == "cnn_train":
+            x = np.ascontiguousarray(a["x"].transpose(0, 2, 3, 1))  # the data in Keras' NHWC layout, once
+            hw = x.shape[1]
+            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
+            m = keras.Sequential([keras.Input(x.shape[1:]), L.Conv2D(c1, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+                                  L.Conv2D(c2, 3, padding="same", activation="relu"), L.MaxPooling2D(2), L.Flatten(),
+                                  L.Dense(a["fc_w"].shape[1])])
+            conv1, _, conv2, _, _, fc = m.layers
+            self._load(conv1, kernel=to_keras_kernel(a["conv1_w"]), bias=a["conv1_b"])
+            self._load(conv2, kernel=to_keras_kernel(a["conv2_w"]), bias=a["conv2_b"])
+            self._load(fc, kernel=fc_rows_chw_to_hwc(a["fc_w"], c2, hw // 4, hw // 4), bias=a["fc_b"])
+            return m, x, ["input transposed NCHW -> NHWC once when built; the dense rows reordered to the NHWC "
+                          "flatten, so the model equals the catalog's (C, H, W) flatten"]
+        if spec_id == "lstm_train":
+            h = a["wh"].shape[0]
+            m = keras.Sequential([keras.Input(a["x"].shape[1:]), L.LSTM(h, use_bias=False), L.Dense(a["fc_w"].shape[1])])
+            lstm, fc = m.layers
+            self._load(lstm, kernel=reorder_gates(a["wx"], CANONICAL_LSTM, KERAS_LSTM),
+                       recurrent_kernel=reorder_gates(a["wh"], CANONICAL_LSTM, KERAS_LSTM))
+            self._load(fc, kernel=a["fc_w"], bias=a["fc_b"])
+            return m, a["x"], []
+        raise KeyError(spec_id)
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+        tf = self.tf
+        compiled = mode == "compiled"
+        path = f"{XLA} (XLA)" if compiled else None
+
+        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+            return tf.function(f, jit_compile=True) if compiled else f
+
+        if spec.kind == "op":
+            notes: list[str] = []
+            if spec.id == "gemm":
+                args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
+                f = wrap(lambda p, q: tf.matmul(p, q))
+            elif spec.id == "conv2d":
+                # NCHW data and (O, C, kH, kW) weights in TensorFlow's NHWC / (kH, kW, C, O), converted once
+                args = (self.T(arrays["x"].transpose(0, 2, 3, 1)), self.T(to_keras_kernel(arrays["w"])))
+                f = wrap(lambda p, q: tf.nn.conv2d(p, q, strides=1, padding=[[0, 0], [1, 1], [1, 1], [0, 0]]))
+                notes.append("tf.nn.conv2d on NHWC data (transposed once when built), explicit padding 1")
+            else:
+                raise KeyError(spec.id)
+
+            def op_step() -> Any:
+                return f(*args)
+
+            return Workload(op_step, self._sync, 0, path, notes)
+
+        model, x_np, notes = self._train_model(spec.id, arrays)
+        x, labels = self.T(x_np), self.T(arrays["labels"])
+        loss_fn = self.keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # mean over the batch
+        opt = self.keras.optimizers.SGD(learning_rate=0.01)
+        variables = model.trainable_variables
+        opt.build(variables)
+
+        def train_step() -> Any:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels, model(x, training=True))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        step = wrap(train_step)
+        if compiled:
+            notes.append("the whole step (forward, loss, gradient, SGD update) is one XLA-compiled tf.function")
+        count = sum(int(np.prod(v.shape)) for v in variables)
+        return Workload(step, self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ onnx
+    def _onnx_model(self, model: Any) -> Any:
+        keras, L = self.keras, self.keras.layers
+        w = model.weights()
+        if model.id == "mlp":
+            m = keras.Sequential([keras.Input(model.input_shape[1:], name="x"), L.Dense(32, activation="relu"), L.Dense(10)])
+            self._load(m.layers[0], kernel=w["w1"], bias=w["b1"])
+            self._load(m.layers[1], kernel=w["w2"], bias=w["b2"])
+            return m
+        if model.id == "cnn":
+            c, h, wd = model.input_shape[1:]
+            # The model takes the catalog's NCHW input: a Permute to NHWC is part of the model (and of the export)
+            m = keras.Sequential([keras.Input((c, h, wd), name="x"), L.Permute((2, 3, 1)),
+                                  L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(2), L.Flatten(), L.Dense(10)])
+            _, conv, _, _, fc = m.layers
+            self._load(conv, kernel=to_keras_kernel(w["conv_w"]), bias=w["conv_b"])
+            self._load(fc, kernel=fc_rows_chw_to_hwc(w["fc_w"], 4, h // 2, wd // 2), bias=w["fc_b"])
+            return m
+        raise KeyError(model.id)
+
+    def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
+        m = self._onnx_model(model)
+        export = require(m, "export", "keras.Model")
+        x = self.T(model.sample_input())
+        expected = self.N(m(x, training=False))
+        kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
+        export(path, format="onnx", verbose=False, **kwargs)
+        versions = distribution_versions("keras", "tf2onnx")
+        notes = [f"Keras' own export API; on the TensorFlow backend it converts through tf2onnx {versions['tf2onnx']} "
+                 "(a separate package the environment must install)"]
+        if model.id == "cnn":
+            notes.append("the model starts with a Permute(NCHW -> NHWC) so it takes the catalog's NCHW input")
+        return ExportResult("keras.Model.export(format='onnx')", versions["keras"], True, opset or 0, expected, notes)
+
+    def onnx_import(self, path: str) -> ImportResult:
+        import onnx
+
+        version = distribution_versions("onnx2tf")["onnx2tf"]
+        if version == "not installed":
+            raise Unsupported("onnx2tf is not installed in this environment")
+        proto = onnx.load(path)
+        initializers = {i.name for i in proto.graph.initializer}
+        inputs = [i for i in proto.graph.input if i.name not in initializers]
+        keep_nchw = [i.name for i in inputs if 3 <= len(i.type.tensor_type.shape.dim) <= 5]
+        work = Path(path).with_suffix(".onnx2tf")  # beside the probe's file, in the run's scratch folder
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        source = work / "model.onnx"
+        shutil.copyfile(path, source)  # onnx2tf rewrites its input file in place (op names): never the probe's file
+        # onnx2tf downloads calibration images from GitHub at conversion time (for 4-D, 3-channel inputs) unless a
+        # file of that name is in its working directory: write a locally generated one, so it never needs the network.
+        rng = np.random.default_rng(0)
+        np.save(work / ONNX2TF_CALIBRATION, rng.uniform(0.0, 1.0, (20, 128, 128, 3)).astype(np.float32))
+        # onnx2tf changes process-wide state when imported (TF_USE_LEGACY_KERAS=1, op determinism, a huge recursion
+        # limit): it converts in a child process of this environment's Python, and the SavedModel is loaded here.
+        script = (
+            "import json, sys, onnx2tf\n"
+            "onnx2tf.convert(input_onnx_file_path=sys.argv[1], output_folder_path=sys.argv[2], non_verbose=True,\n"
+            "                not_use_onnxsim=True, keep_ncw_or_nchw_or_ncdhw_input_names=json.loads(sys.argv[3]) or None)\n"
+        )
+        out = work / "saved_model"
+        proc = subprocess.run([sys.executable, "-c", script, str(source), str(out), json.dumps(keep_nchw)], cwd=work,
+                              capture_output=True, text=True, timeout=240, check=False)
+        if proc.returncode != 0 or not (out / "saved_model.pb").exists():
+            raise RuntimeError(f"onnx2tf exited {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}")
+        loaded = self.tf.saved_model.load(str(out))
+        fn = loaded.signatures["serving_default"]
+        (input_name,) = fn.structured_input_signature[1]
+
+        def run(x: Array) -> Array:
+            result = fn(**{input_name: self.T(x)})
+            return self.N(next(iter(result.values())))
+
+        notes = ["onnx2tf converts in a child process (its import changes process-wide TensorFlow settings); the "
+                 "SavedModel it writes is loaded with tf.saved_model.load",
+                 "offline: a locally generated calibration file stands in for the images onnx2tf would download",
+                 "not_use_onnxsim=True (onnxsim is an optional step onnx2tf runs as a command; not installed)"]
+        if keep_nchw:
+            notes.append(f"keep_ncw_or_nchw_or_ncdhw_input_names={keep_nchw}: the imported model keeps the ONNX NCHW "
+                         "input instead of onnx2tf's default NHWC")
+        return ImportResult("onnx2tf", version, False, run, notes)
