@@ -72,6 +72,19 @@ class VenvRunner(Runner):
                     last = _last_error(log)
                     raise EnvironmentBuildError(f"installing {info.name} failed ({last}); full log: {log}")
         (env / READY).write_text(info.requirements(device).read_text())
+        prune_siblings(env)
+
+
+def prune_siblings(keep: Path) -> None:
+    """Remove older builds of the same framework and flavour (the pins changed, so their hash did)."""
+    stem = keep.name.rsplit("-", 1)[0]
+    for other in keep.parent.iterdir():
+        name = other.name.removesuffix(".install.log")
+        if name != keep.name and name.rsplit("-", 1)[0] == stem:
+            if other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+            else:
+                other.unlink(missing_ok=True)
 
 
 def pip_isolation(device: str) -> list[str]:
