@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     sco.add_argument("--rubric", default="showdown-2026", help="rubric id (default showdown-2026)")
     sco.add_argument("--json", action="store_true", help="machine-readable output")
 
+    act = sub.add_parser("activity", help="fetch activity and ecosystem figures (GitHub, Stack Exchange) into a dated snapshot",
+                         description="Needs the network; GitHub's search API wants a token ($GITHUB_TOKEN). The snapshot "
+                                     "is written to harness/scoring/data/activity-DATE.json; scoring uses the newest one.")
+    act.add_argument("action", choices=["fetch"], help="fetch: query the APIs now")
+    act.add_argument("--token", default=os.environ.get("GITHUB_TOKEN"), help="GitHub token (default $GITHUB_TOKEN)")
+
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
@@ -123,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_images(args)
         if args.command == "score":
             return cmd_score(args)
+        if args.command == "activity":
+            return cmd_activity(args)
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return 2
@@ -436,6 +444,17 @@ def cmd_score(args: argparse.Namespace) -> int:
         t.add_row(s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
                   _fmt1(s.score_2018["overall"]) if s.score_2018 else "-")
     _console().print(t)
+    return 0
+
+
+def cmd_activity(args: argparse.Namespace) -> int:
+    from harness.scoring.activity import ActivityError, fetch_snapshot
+
+    try:
+        path = fetch_snapshot(list(registry.frameworks()), args.token)
+    except ActivityError as exc:
+        raise UsageError(f"cannot fetch activity ({exc}); scoring keeps using the newest committed snapshot, if any") from None
+    print(f"snapshot: {path}")
     return 0
 
 

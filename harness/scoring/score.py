@@ -78,8 +78,8 @@ def _fact(facts: Mapping[str, Any], key: str) -> tuple[Any, list[str], str]:
 
 def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any]) -> CriterionScore:
     if cid in ("activity", "ecosystem"):
-        entry = snapshot.get(cid)
-        if entry is None:
+        entry = snapshot  # this framework's figures in the snapshot
+        if not entry:
             return CriterionScore(cid, None, None, "missing", "no activity snapshot")
         if cid == "activity":
             raw: float = 1.0 / max(float(entry["weeks_since_last_commit"]), 1.0) + float(entry["prs_merged_last_month"])
