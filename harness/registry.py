@@ -55,6 +55,7 @@ _BUILTIN: dict[str, FrameworkInfo] = {
         _fw("mxnet", "Apache MXNet (Gluon)", "MxnetAdapter", "retired to the Apache Attic in 2023; last release 1.9.1"),
         _fw("chainer", "Chainer", "ChainerAdapter", "in maintenance mode since 2019; last release 7.8.1"),
         _fw("paddle", "PaddlePaddle", "PaddleAdapter"),
+        _fw("jax", "JAX (Flax + Optax)", "JaxAdapter"),
     )
 }
 

@@ -43,6 +43,13 @@ class ResultError(Exception):
     """A result file that cannot be used; the message says what to do."""
 
 
+def error_line(exc: BaseException, limit: int = 1000) -> str:
+    """'Type: message' of an exception, on one line, for a record's reason. Not traceback's last line: since Python
+    3.11 that can be a note a library attached (JAX adds one about its removed frames) instead of the error."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:limit]
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.environment import collect_environment
-from harness.results import Status, make_record, now_iso, write_json_atomic
+from harness.results import Status, error_line, make_record, now_iso, write_json_atomic
 
 EXIT_UNAVAILABLE = 3
 EXIT_NO_DEVICE = 4
@@ -112,7 +112,7 @@ def run_probe(adapter: Any, probe_id: str, ctx: Any) -> dict[str, Any]:
         status, reason, data = Status.UNSUPPORTED, str(exc) or "unsupported", {}
     except Exception as exc:
         status = Status.ERROR
-        reason = traceback.format_exception_only(type(exc), exc)[-1].strip()[:1000]
+        reason = error_line(exc)
         data = {"traceback": "".join(traceback.format_exception(exc))[-LOG_TAIL_CHARS:]}
     return make_record(probe_id, status, reason=reason, data=data, started_at=started, duration_s=time.perf_counter() - t0)
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             available, why = adapter.device_available()
             env = collect_environment(adapter, args.device, available)
     except Exception as exc:
-        msg = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        msg = error_line(exc)
         write_json_atomic(work / "environment.json", {"available": False, "error": msg})
         return EXIT_UNAVAILABLE
     write_json_atomic(work / "environment.json", {"available": True, "device_ok": available, "device_error": why, "environment": env})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -23,7 +22,7 @@ from harness.adapter import Adapter, CompiledFunction, Unsupported
 from harness.catalog import graphs as g
 from harness.probes import Context, Outcome
 from harness.probes.agreement import agree
-from harness.results import Status
+from harness.results import Status, error_line
 
 GRAPH_PROBES = ("define_by_run", "compiled", "compiled_control_flow")
 FIRST_SHAPE, NEW_SHAPE = 8, 5
@@ -85,8 +84,7 @@ def _per_path(adapter: Adapter, probe: Callable[[Adapter, str], dict[str, Any]],
 
 
 def _short(exc: BaseException) -> str:
-    line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return line[:500]
+    return error_line(exc, 500)
 
 
 def _compiled_static(adapter: Adapter, path: str) -> dict[str, Any]:

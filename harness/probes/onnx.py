@@ -10,7 +10,6 @@ default opset is retried with an older one, and both attempts are recorded.
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from harness.adapter import Adapter, Unsupported
 from harness.catalog.onnx_models import DEFAULT_OPSET, EXPORT_ATOL, FALLBACK_OPSET, MODELS_BY_ID, build_onnx
 from harness.probes import Context, Outcome
 from harness.probes.agreement import agree
-from harness.results import Status
+from harness.results import Status, error_line
 
 
 def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
@@ -120,4 +119,4 @@ def _import(adapter: Adapter, model: Any, scratch: Path) -> Outcome:
 
 
 def _short(exc: BaseException) -> str:
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()[:500]
+    return error_line(exc, 500)
