@@ -128,7 +128,7 @@ def framework_version(info: FrameworkInfo, device: str) -> str:
     return "unknown"
 
 
-def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None]) -> BuildResult:
+def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None], nocache: bool = False) -> BuildResult:
     c = client()
     t0 = time.perf_counter()
     ctx, reused = build_context(info, device, say)
@@ -137,7 +137,7 @@ def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None
     say(f"building {tag} from {base}" + (f" (with Debian packages: {' '.join(apt)})" if apt else ""))
     try:
         image, _logs = c.images.build(
-            path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False,
+            path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache,
             network_mode="host" if apt else "none",  # only the apt step needs it; pip installs from the context
             buildargs={"BASE_IMAGE": base, "FRAMEWORK": info.name, "FLAVOUR": flavour(device),
                        "FRAMEWORK_VERSION": framework_version(info, device), "APT_PACKAGES": " ".join(apt)},

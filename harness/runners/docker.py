@@ -145,15 +145,17 @@ class DockerRunner(Runner):
         if flavour == "cpu" and device.startswith("cuda"):
             raise EnvironmentBuildError("the cpu image has no CUDA build of the framework; use the cuda flavour for --device cuda")
         tag = images.image_tag(info, flavour)
-        image = None
-        if not self.rebuild:
+        # Build every time: with nothing changed Docker's layer cache makes it a few seconds, and a change to the
+        # pins, the system packages or the harness source can never run in a stale image.
+        try:
+            images.build(info, flavour, self.base, say, nocache=self.rebuild)
+        except EnvironmentBuildError as exc:
             try:
-                image = c.images.get(tag)
-            except Exception:  # not built yet
-                image = None
-        if image is None or self.rebuild:
-            images.build(info, flavour, self.base, say)
-            image = c.images.get(tag)
+                c.images.get(tag)
+            except Exception:
+                raise exc from None
+            say(f"could not rebuild {tag} ({str(exc)[:160]}); using the image already built")
+        image = c.images.get(tag)
         desc = {"name": "docker", "python": "/opt/venv/bin/python", "environment_path": tag,
                 "image": {**images.describe(image), "network": "none", "read_only_rootfs": True,
                           "user": "non-root", "cpus": self.cpus, "memory": self.memory}}
