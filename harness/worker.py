@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_parent_watch:
         _watch_parent()
-    work: Path = args.workdir
+    work: Path = args.workdir.resolve()  # probes and converters may change directory
     records, logs = work / "records", work / "logs"
     records.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)

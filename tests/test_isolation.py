@@ -129,3 +129,13 @@ def test_sigkill_then_rerun_loses_nothing_and_repeats_nothing(tmp_path: Path) ->
     repeated = {p for p in runs if runs.count(p) > 1}
     assert not (repeated & done_before), f"completed probes ran again: {repeated & done_before}"
     assert len(list(out.glob("fake_slow-cpu-*.json"))) == 1
+
+
+def test_relative_output_folder_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers (and converters they start in other directories) get absolute paths, whatever the user typed."""
+    monkeypatch.chdir(tmp_path)
+    req = RunRequest(registry.get("fake_numpy"), "cpu", ["layers"], Path("rel-out"), LocalRunner(), quick=True,
+                     probes=["layers/dense"])
+    result = execute(req)
+    assert result.path.is_absolute() and result.path.parent == tmp_path / "rel-out"
+    assert result.document["records"]["layers/dense"]["status"] == "ok"

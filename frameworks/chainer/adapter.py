@@ -29,6 +29,7 @@ from harness.adapter import (
     Workload,
     distribution_versions,
     require,
+    resolve,
 )
 from harness.catalog.ops import Case
 
@@ -137,11 +138,7 @@ class ChainerAdapter(Adapter):
 
     def _api(self, dotted: str) -> Any:
         """Resolve 'chainer.links.Linear' at run time; a missing name raises Unsupported naming it."""
-        obj: Any = self.chainer
-        parts = dotted.split(".")
-        for i, part in enumerate(parts[1:], start=1):
-            obj = require(obj, part, ".".join(parts[:i]))
-        return obj
+        return resolve(self.chainer, dotted)
 
     def _to_device(self, link: Any) -> Any:
         link.to_device(self.dev)

@@ -25,7 +25,8 @@ from harness.adapter import (
     Unsupported,
     Workload,
     distribution_versions,
-    require,
+    reorder_gates,
+    resolve,
 )
 from harness.catalog.ops import Case
 
@@ -42,11 +43,6 @@ MXNET_GRU = "rzn"
 HYBRIDIZE = "gluon.HybridBlock.hybridize"
 STATIC_HYBRIDIZE = "gluon.HybridBlock.hybridize(static_alloc=True, static_shape=True)"
 
-
-def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
-    """Reorder stacked gate blocks along `axis` from order `src` to order `dst`."""
-    blocks = np.split(w, len(src), axis=axis)
-    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
 
 
 class MxnetAdapter(Adapter):
@@ -102,11 +98,7 @@ class MxnetAdapter(Adapter):
 
     def _api(self, dotted: str) -> Any:
         """Resolve 'mxnet.gluon.nn.Dense' at run time; a missing name raises Unsupported naming it."""
-        obj: Any = self.mx
-        parts = dotted.split(".")
-        for i, part in enumerate(parts[1:], start=1):
-            obj = require(obj, part, ".".join(parts[:i]))
-        return obj
+        return resolve(self.mx, dotted)
 
     def _set(self, block: Any, **values: Array) -> Any:
         """Copy catalog arrays (already in MXNet's layout) into a block's parameters, by attribute name."""

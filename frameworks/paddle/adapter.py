@@ -25,7 +25,8 @@ from harness.adapter import (
     Unsupported,
     Workload,
     distribution_versions,
-    require,
+    reorder_gates,
+    resolve,
 )
 from harness.catalog.ops import Case
 
@@ -39,11 +40,6 @@ PADDLE_GRU = "rzn"
 SOT_PATH = "paddle.jit.to_static"  # the default since Paddle 3.0: full_graph=False, SOT bytecode translation
 AST_PATH = "paddle.jit.to_static(full_graph=True)"  # the AST transcriber: the whole function as one static program
 
-
-def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
-    """Reorder stacked gate blocks along `axis` from order `src` to order `dst`."""
-    blocks = np.split(w, len(src), axis=axis)
-    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
 
 
 def _quiet_imports() -> None:
@@ -151,11 +147,7 @@ class PaddleAdapter(Adapter):
 
     def _api(self, dotted: str) -> Any:
         """Resolve 'paddle.nn.Conv3D' at run time; a missing name raises Unsupported naming it."""
-        obj: Any = self.paddle
-        parts = dotted.split(".")
-        for i, part in enumerate(parts[1:], start=1):
-            obj = require(obj, part, ".".join(parts[:i]))
-        return obj
+        return resolve(self.paddle, dotted)
 
     @staticmethod
     def _y(layer: Any, x: Any, case: Case) -> dict[str, Any]:

@@ -35,7 +35,9 @@ from harness.adapter import (
     Unsupported,
     Workload,
     distribution_versions,
+    reorder_gates,
     require,
+    resolve,
 )
 from harness.catalog.ops import Case
 
@@ -52,11 +54,6 @@ GRAPH = "tf.function"
 # onnx2tf reads calibration images from this file in its working directory and downloads it when missing.
 ONNX2TF_CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
-
-def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
-    """Reorder stacked gate blocks along `axis` from order `src` to order `dst` (e.g. 'rzn' -> 'zrn')."""
-    blocks = np.split(w, len(src), axis=axis)
-    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
 
 
 def to_keras_kernel(w: Array) -> Array:
@@ -135,10 +132,7 @@ class TensorflowAdapter(Adapter):
         roots = {"tf": self.tf, "keras": self.keras}
         if parts[0] not in roots:
             raise ValueError(f"unknown API root in {dotted!r}")
-        obj: Any = roots[parts[0]]
-        for i, part in enumerate(parts[1:], start=1):
-            obj = require(obj, part, ".".join(parts[:i]))
-        return obj
+        return resolve(roots[parts[0]], dotted)
 
     @staticmethod
     def _load(layer: Any, **values: Array) -> Any:
@@ -772,7 +766,8 @@ class TensorflowAdapter(Adapter):
         proc = subprocess.run([sys.executable, "-c", script, str(source), str(out), json.dumps(keep_nchw)], cwd=work,
                               capture_output=True, text=True, timeout=240, check=False)
         if proc.returncode != 0 or not (out / "saved_model.pb").exists():
-            raise RuntimeError(f"onnx2tf exited {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}")
+            said = "\n".join(t.strip()[-600:] for t in (proc.stdout, proc.stderr) if t and t.strip())
+            raise RuntimeError(f"onnx2tf exited {proc.returncode}: {said}")
         loaded = self.tf.saved_model.load(str(out))
         fn = loaded.signatures["serving_default"]
         (input_name,) = fn.structured_input_signature[1]

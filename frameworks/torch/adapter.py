@@ -18,7 +18,8 @@ from harness.adapter import (
     OpImpl,
     Workload,
     distribution_versions,
-    require,
+    reorder_gates,
+    resolve,
 )
 from harness.catalog.ops import Case
 
@@ -27,11 +28,6 @@ CANONICAL_LSTM = "ifgo"  # the catalog's gate order
 TORCH_LSTM = "ifgo"  # torch.nn.LSTM's gate order (documented on nn.LSTM: W_ii|W_if|W_ig|W_io)
 TORCH_GRU = "rzn"  # torch.nn.GRU's gate order (W_ir|W_iz|W_in), reset gate applied after the matmul
 
-
-def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
-    """Reorder stacked gate blocks along `axis` from order `src` to order `dst` (e.g. 'ifgo' -> 'icfo')."""
-    blocks = np.split(w, len(src), axis=axis)
-    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
 
 
 class TorchAdapter(Adapter):
@@ -112,11 +108,7 @@ class TorchAdapter(Adapter):
 
     def _api(self, dotted: str) -> Any:
         """Resolve 'torch.nn.Conv3d' at run time; a missing name raises Unsupported naming it."""
-        obj: Any = self.torch
-        parts = dotted.split(".")
-        for i, part in enumerate(parts[1:], start=1):
-            obj = require(obj, part, ".".join(parts[:i]))
-        return obj
+        return resolve(self.torch, dotted)
 
     # ------------------------------------------------------------------------------------------ layers
     def op_dense(self) -> OpImpl:

@@ -79,6 +79,7 @@ def execute(req: RunRequest, hooks: RunHooks | None = None) -> RunResult:
     timeouts = {**DEFAULT_TIMEOUTS, **req.timeouts}
     wanted = req.probes if req.probes is not None else plan(req.suites)
 
+    req.out_dir = req.out_dir.resolve()  # workers and the converters they start may change directory
     req.out_dir.mkdir(parents=True, exist_ok=True)
     staging = req.out_dir / f".staging-{info.name}-{req.device.replace(':', '-')}"
     sup = Supervisor(interpreter, info.adapter, req.device, staging, lambda p: timeouts[p.split("/", 1)[0]], req.quick)
