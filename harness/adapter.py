@@ -39,6 +39,24 @@ def require(owner: Any, attribute: str, where: str | None = None) -> Any:
         raise Unsupported(f"{name} has no {attribute}") from None
 
 
+def resolve(root: Any, dotted: str) -> Any:
+    """Follow 'pkg.mod.Name' from `root` (the object the first part names) at run time; a missing attribute raises
+    `Unsupported` naming exactly what is missing, e.g. "torch.nn has no Conv4d"."""
+    obj = root
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        obj = require(obj, part, ".".join(parts[:i]))
+    return obj
+
+
+def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
+    """Reorder stacked recurrent gate blocks along `axis` from order `src` to order `dst` (e.g. 'ifgo' -> 'icfo').
+
+    Frameworks stack LSTM/GRU gate weights in different documented orders; adapters map explicitly with this."""
+    blocks = np.split(w, len(src), axis=axis)
+    return np.concatenate([blocks[src.index(g)] for g in dst], axis=axis)
+
+
 @dataclass(frozen=True)
 class OpImpl:
     """How an adapter implements one catalog op.
@@ -86,6 +104,18 @@ class Workload:
     param_count: int
     compile_path: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArrayAPI:
+    """The framework's array library as NumPy users meet it: the namespace its NumPy-like functions live in,
+    conversions from and to NumPy, and its DLPack importer (None when it has none)."""
+
+    name: str
+    namespace: Any
+    from_numpy: Callable[[Array], Any]
+    to_numpy: Callable[[Any], Array]
+    from_dlpack: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -166,6 +196,11 @@ class Adapter(ABC):
     def workload(self, spec: WorkloadSpec, arrays: dict[str, Array], mode: str) -> Workload:
         """Build workload `spec` from the catalog's arrays; mode is 'eager' or 'compiled'."""
         raise Unsupported(f"the {self.name} adapter has no workload {spec.id}")
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        """The framework's NumPy-like array namespace, for the numerics suite."""
+        raise Unsupported(f"the {self.name} adapter names no array namespace")
 
     # ------------------------------------------------------------------------------------------ onnx
     def onnx_export(self, model: OnnxModelSpec, path: str, opset: int | None) -> ExportResult:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness import registry
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -23,7 +24,7 @@ COMPOSED = {"separable_conv2d", "global_avg_pool2d"}
 @pytest.fixture(scope="module")
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("chainer-results")
-    req = RunRequest(registry.get("chainer"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("chainer"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -121,3 +122,10 @@ def test_throughput_every_workload_eager_and_compiled(doc: dict[str, Any]) -> No
             assert len(t["samples_s"]) >= 5 and t["median_s"] > 0
             assert rec["data"]["param_count_matches"], rec["data"]
             assert rec["data"]["compile_path"] == ("chainer.static_graph" if mode == "compiled" else None)
+
+
+def test_numerics_suite_ran(doc: dict[str, Any]) -> None:
+    cov = doc["records"]["numerics/coverage"]
+    assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("numpy")
+    assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
+    assert doc["records"]["numerics/interop"]["status"] == "ok"

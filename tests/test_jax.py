@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness import registry
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -24,7 +25,7 @@ WORKLOADS = ("gemm", "conv2d", "mlp_train", "cnn_train", "lstm_train")
 @pytest.fixture(scope="module")
 def jax_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("jax-results")
-    req = RunRequest(registry.get("jax"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("jax"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -108,3 +109,10 @@ def test_throughput_every_workload_eager_and_compiled(jax_doc: dict[str, Any]) -
             assert data["compile_path"] == ("jax.jit" if mode == "compiled" else None)
             if mode == "compiled":  # the whole jitted step compiles once, on the first call
                 assert "XLA compilations during the second step: 0" in data["notes"], data["notes"]
+
+
+def test_numerics_suite_ran(jax_doc: dict[str, Any]) -> None:
+    cov = jax_doc["records"]["numerics/coverage"]
+    assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("jax.numpy")
+    assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
+    assert jax_doc["records"]["numerics/interop"]["status"] == "ok"

@@ -13,6 +13,7 @@ import pytest
 from harness import registry
 from harness.catalog.ops import OPS
 from harness.catalog.workloads import WORKLOADS
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -28,7 +29,7 @@ COMPOSED = {"separable_conv2d", "hierarchical_softmax"}
 @pytest.fixture(scope="module")
 def mxnet_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("mxnet-results")
-    req = RunRequest(registry.get("mxnet"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("mxnet"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -124,3 +125,10 @@ def test_throughput_every_workload_eager_and_compiled(mxnet_doc: dict[str, Any])
             assert data["compile_path"] == (None if mode == "eager" else f"{HYBRIDIZE}(static_alloc=True, static_shape=True)")
     lstm = mxnet_doc["records"]["throughput/lstm_train/eager"]["data"]
     assert any("frozen" in n for n in lstm["notes"])
+
+
+def test_numerics_suite_ran(mxnet_doc: dict[str, Any]) -> None:
+    cov = mxnet_doc["records"]["numerics/coverage"]
+    assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("mxnet.np")
+    assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
+    assert mxnet_doc["records"]["numerics/interop"]["status"] == "ok"

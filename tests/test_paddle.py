@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from harness import registry
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -26,7 +27,7 @@ AST = "paddle.jit.to_static(full_graph=True)"
 @pytest.fixture(scope="module")
 def paddle_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("paddle-results")
-    req = RunRequest(registry.get("paddle"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("paddle"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -131,3 +132,10 @@ def test_throughput_every_workload_eager_and_compiled(paddle_doc: dict[str, Any]
             assert (rec["data"]["compile_path"] is not None) == (mode == "compiled")
     lstm = paddle_doc["records"]["throughput/lstm_train/eager"]["data"]
     assert any("LSTMCell" in note for note in lstm["notes"])
+
+
+def test_numerics_suite_ran(paddle_doc: dict[str, Any]) -> None:
+    cov = paddle_doc["records"]["numerics/coverage"]
+    assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("paddle")
+    assert cov["data"]["agrees"] >= 38  # 41 of 47 agreed when this test was written
+    assert paddle_doc["records"]["numerics/interop"]["status"] == "ok"

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.adapter import OpImpl
 from harness.catalog.ops import Case
-from harness.probes import Context, graphs, layers, plan
+from harness.probes import Context, graphs, layers, numerics, plan
 from harness.results import Status
 from tests.fakes.adapters import NumpyAdapter
 
@@ -74,3 +74,37 @@ def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
 def test_define_by_run_checks_both_paths(tmp_path: Path) -> None:
     out = graphs.run(NumpyAdapter("cpu"), "define_by_run", ctx(tmp_path))
     assert out.status is Status.OK and [i["input"] for i in out.data["inputs"]] == ["positive-sum path", "negative-sum path"]
+
+
+class TorchLikeNamespace:
+    """NumPy, but with two classic differences: std defaults to the unbiased estimator, and no expand_dims."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "expand_dims":
+            raise AttributeError(name)
+        if name == "std":
+            return lambda a, **kw: np.std(a, ddof=1, **kw)
+        return getattr(np, name)
+
+
+class TorchLike(NumpyAdapter):
+    def array_api(self) -> Any:
+        from harness.adapter import ArrayAPI
+
+        return ArrayAPI("torch-like", TorchLikeNamespace(), np.asarray, np.asarray, None)
+
+
+def test_numerics_coverage_counts_what_agrees_with_numpy(tmp_path: Path) -> None:
+    full = numerics.run(NumpyAdapter("cpu"), "coverage", ctx(tmp_path))
+    assert full.status is Status.OK and full.data["agrees"] == full.data["total"] and full.data["ease_of_use"] == 5.0
+    partial = numerics.run(TorchLike("cpu"), "coverage", ctx(tmp_path))
+    funcs = partial.data["functions"]
+    assert funcs["reductions/std"]["outcome"] == "disagrees" and funcs["indexing/expand_dims"]["outcome"] == "missing"
+    assert partial.data["agrees"] == partial.data["total"] - 2
+
+
+def test_numerics_interop_sees_shared_memory(tmp_path: Path) -> None:
+    out = numerics.run(NumpyAdapter("cpu"), "interop", ctx(tmp_path))
+    assert out.data["numpy_to_framework"]["zero_copy"] is True
+    copying = numerics.run(TorchLike("cpu"), "interop", ctx(tmp_path))
+    assert copying.data["numpy_to_framework"]["zero_copy"] is False and not copying.data["zero_copy_both_ways"]

@@ -11,6 +11,7 @@ import pytest
 
 from harness import registry
 from harness.catalog.ops import OPS
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -24,7 +25,7 @@ GRAPH, XLA = "tf.function", "tf.function(jit_compile=True)"
 @pytest.fixture(scope="module")
 def tf_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("tensorflow-results")
-    req = RunRequest(registry.get("tensorflow"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("tensorflow"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -124,3 +125,10 @@ def test_throughput_every_workload_eager_and_compiled(tf_doc: dict[str, Any]) ->
                 assert rec["data"]["compile_path"].startswith(XLA)
             else:
                 assert rec["data"]["compile_path"] is None
+
+
+def test_numerics_suite_ran(tf_doc: dict[str, Any]) -> None:
+    cov = tf_doc["records"]["numerics/coverage"]
+    assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("tf.experimental.numpy")
+    assert cov["data"]["agrees"] >= 40  # 43 of 47 agreed when this test was written
+    assert tf_doc["records"]["numerics/interop"]["status"] == "ok"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.framework("torch")
 @pytest.fixture(scope="module")
 def torch_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("torch-results")
-    req = RunRequest(registry.get("torch"), "cpu", ["layers", "graphs", "throughput", "onnx"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("torch"), "cpu", ["layers", "graphs", "throughput", "onnx", "numerics"], out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -72,3 +72,11 @@ def test_throughput_every_workload_eager_and_compiled(torch_doc: dict[str, Any])
             t = rec["data"]["timing"]
             assert len(t["samples_s"]) >= 5 and t["median_s"] > 0
             assert rec["data"]["param_count_matches"], rec["data"]
+
+
+def test_numerics_measures_the_numpy_sample_and_dlpack(torch_doc: dict[str, Any]) -> None:
+    cov = torch_doc["records"]["numerics/coverage"]["data"]
+    assert cov["namespace"] == "torch" and cov["total"] >= 40
+    assert cov["functions"]["reductions/std"]["outcome"] == "disagrees"  # torch.std is unbiased by default
+    assert cov["functions"]["linalg/linalg.inv"]["outcome"] == "agrees"
+    assert torch_doc["records"]["numerics/interop"]["data"]["zero_copy_both_ways"] is True

@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -718,6 +719,14 @@ class ChainerAdapter(Adapter):
         count = int(sum(p.size for p in model.params()))
         notes = ["the model's forward is a static chain; the loss and the SGD step run eagerly"] if mode == "compiled" else []
         return Workload(train_step, self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        """Chainer has no array library of its own: it computes on NumPy (CPU) or CuPy (GPU) arrays, which
+        chainer.backend hands out; that is what a Chainer user's numerics are."""
+        xp = self.chainer.backend.get_array_module(np.zeros(1))
+        return ArrayAPI(f"{xp.__name__} (chainer.backend.get_array_module)", xp, lambda a: xp.asarray(a),
+                        lambda t: np.asarray(t), getattr(xp, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -23,6 +23,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -767,6 +768,10 @@ class JaxAdapter(Adapter):
             notes.append(f"XLA compilations during the second step: {n}{spent}")
 
         return watched
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        return ArrayAPI("jax.numpy", self.jnp, self.jnp.asarray, lambda t: np.asarray(t), getattr(self.jnp, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> tuple[Callable[[Any], Any], list[str]]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -623,6 +624,12 @@ class MxnetAdapter(Adapter):
         if compiled:
             notes.append("the model and the loss are hybridized; the SGD update (gluon.Trainer) runs imperatively")
         return Workload(train_step, self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        mnp = self._api("mxnet.np")  # MXNet's NumPy-compatible interface
+        self.mx.npx.set_np()  # mx.np arrays need NumPy semantics switched on (process-wide, in this worker only)
+        return ArrayAPI("mxnet.np", mnp, mnp.array, lambda t: t.asnumpy(), getattr(self.mx.nd, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_block(self, model: Any) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -667,6 +668,11 @@ class PaddleAdapter(Adapter):
             notes.append("paddle.nn.RNN(paddle.nn.LSTMCell) without biases: paddle.nn.LSTM without biases crashes "
                          "(SIGSEGV) in its fused CPU kernel")
         return Workload(lambda: step(x, labels), self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        return ArrayAPI("paddle", self.paddle, self.paddle.to_tensor, lambda t: np.asarray(t.numpy()),
+                        self._api("paddle.utils.dlpack.from_dlpack"))
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -28,6 +28,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -701,6 +702,12 @@ class TensorflowAdapter(Adapter):
             notes.append("the whole step (forward, loss, gradient, SGD update) is one XLA-compiled tf.function")
         count = sum(int(np.prod(v.shape)) for v in variables)
         return Workload(step, self._sync, count, path, notes)
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        tnp = self._api("tf.experimental.numpy")  # TensorFlow's NumPy API (without enabling its global behaviour)
+        dlpack = self._api("tf.experimental.dlpack.from_dlpack")
+        return ArrayAPI("tf.experimental.numpy", tnp, self.tf.constant, lambda t: np.asarray(t), dlpack)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
@@ -537,6 +538,10 @@ class TorchAdapter(Adapter):
                     notes.append("torch.compile captured no graph for this model: it ran eagerly")
 
         return Workload(checked_step, self._sync, int(count), path, notes)
+
+    # ------------------------------------------------------------------------------------------ numerics
+    def array_api(self) -> ArrayAPI:
+        return ArrayAPI("torch", self.torch, self.T, self.N, self.torch.from_dlpack)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -62,3 +62,17 @@ def onnx_direction(doc: dict[str, Any], direction: str) -> Criterion:
     where = "built in" if builtin else "separate package"
     text = f"{len(passed)}/{len(recs)} models" + (f" via {', '.join(tools)} ({where})" if passed else "")
     return Criterion(value, text, sorted(recs))
+
+
+def numerics_ease(doc: dict[str, Any]) -> Criterion:
+    """Ease of use of the array namespace, 0-5: 5 x the share of the NumPy sample that agrees with NumPy."""
+    rec = doc.get("records", {}).get("numerics/coverage")
+    if rec is None or rec["status"] != "ok":
+        return Criterion(None, "no numerics coverage record" if rec is None else f"numerics coverage {rec['status']}")
+    d = rec["data"]
+    interop = doc["records"].get("numerics/interop", {}).get("data", {})
+    zc = interop.get("zero_copy_both_ways")
+    text = f"{d['agrees']}/{d['total']} NumPy functions agree in {d['namespace']}" + (
+        "" if zc is None else f"; zero-copy both ways: {'yes' if zc else 'no'}")
+    evidence = ["numerics/coverage"] + (["numerics/interop"] if interop else [])
+    return Criterion(float(d["ease_of_use"]), text, evidence)

@@ -101,7 +101,18 @@ def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any])
     return CriterionScore(cid, raw, None, "facts", f"{value}: {note}", src)
 
 
-def _from_records(cid: str, measure: str, doc: Mapping[str, Any]) -> CriterionScore:
+def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping[str, Any]) -> CriterionScore:
+    if measure == "numerics":
+        # the rubric's maturity (0-5, a sourced fact) + ease of use (0-5, measured by the numerics suite); the
+        # numeric backend's activity, the 2018 third term, is not measured
+        ease = measured.numerics_ease(dict(doc))
+        maturity, src, note = _fact(facts, "numerics_maturity")
+        parts = [v for v in (ease.value, None if maturity is None else float(maturity)) if v is not None]
+        if not parts:
+            return CriterionScore(cid, None, None, "missing", ease.explanation)
+        origin = "measured" if ease.value is not None else "facts"
+        text = f"maturity {maturity if maturity is not None else 'unknown'} ({note}) + ease {ease.value} ({ease.explanation})"
+        return CriterionScore(cid, float(sum(parts)), None, origin, text, ease.evidence + src)
     if measure == "graph_value":
         c = measured.graph_value(dict(doc))
     elif measure == "ootb_ops":
@@ -130,7 +141,7 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
         crit: dict[str, CriterionScore] = {}
         for cid, c in rubric.criteria.items():
             if c.source == "measured":
-                crit[cid] = _from_records(cid, c.measure or cid, doc)
+                crit[cid] = _from_records(cid, c.measure or cid, doc, facts)
             else:
                 crit[cid] = _from_facts(cid, facts, snap.get(name, {}))
         rows[name] = crit

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapter import Adapter, OpImpl, Workload, distribution_versions
+from harness.adapter import Adapter, ArrayAPI, OpImpl, Workload, distribution_versions
 from harness.catalog import graphs
 from harness.catalog.ops import Case
 
@@ -65,6 +65,9 @@ class NumpyAdapter(Adapter):
 
     def value_and_grad(self, fn: Callable[..., Any], args: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
         return graphs.reference_value_and_grad(fn, args)
+
+    def array_api(self) -> ArrayAPI:
+        return ArrayAPI("numpy", np, np.asarray, np.asarray, np.from_dlpack)
 
     def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
         if spec.id != "gemm" or mode != "eager":
