@@ -31,6 +31,9 @@ An interrupted run resumes where it stopped when started again with the same fra
 """
 
 
+EXIT_SOME_FAILED = 3  # several frameworks were asked for and at least one could not run (the others did)
+
+
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit status 2."""
 
@@ -231,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for row in outcomes:
             t.add_row(*row)
         con.print(t)
-    return 0 if all(state != "failed" for _, state, _ in outcomes) else 1
+    return 0 if all(state != "failed" for _, state, _ in outcomes) else EXIT_SOME_FAILED
 
 
 def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, suites: list[str],
@@ -293,10 +296,11 @@ def print_summary(con: Any, doc: dict[str, Any]) -> None:
         "onnx": f"ONNX export {measured.onnx_direction(doc, 'export').explanation}; "
                 f"import {measured.onnx_direction(doc, 'import').explanation}",
         "throughput": f"throughput (median per step) {_throughput_headline(doc)}",
+        "numerics": f"numerics ease of use {_value_text(measured.numerics_ease(doc))}",
     }
     for suite in SUITES:
         if status_counts(doc, suite):
-            con.print(f"  {lines[suite]}")
+            con.print(f"  {lines.get(suite, suite)}")
     bad = [r for r in doc["records"].values() if r["status"] in ("error", "crashed", "timeout", "failed")]
     for r in bad[:15]:
         con.print(f"  [red]{r['status']}[/red] {r['probe']}: {r['reason'][:160]}")

@@ -97,3 +97,13 @@ def test_host_side_never_imports_a_framework() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.usefixtures("fakes")
+def test_run_summary_covers_every_suite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    probes = ["layers/dense", "graphs/define_by_run", "throughput/gemm/eager", "onnx/export/mlp", "numerics/coverage"]
+    args = ["run", "--framework", "fake_numpy", "--runner", "local", "--out", str(tmp_path), "--quick"]
+    assert cli.main(args + [x for p in probes for x in ("--probe", p)]) == 0
+    out = capsys.readouterr().out
+    for line in ("OOTB ops", "graph value", "throughput (median per step)", "ONNX export", "numerics ease of use"):
+        assert line in out
