@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import images, registry  # noqa: E402
+from harness import registry  # noqa: E402
+from harness.runners import images  # noqa: E402
 from harness.runners.venv import VenvRunner  # noqa: E402
 
 

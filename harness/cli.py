@@ -326,7 +326,7 @@ def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
     if args.runner == "venv":
         return get_runner("venv", rebuild=args.rebuild_env)
     if args.runner == "docker":
-        from harness.images import DockerUnavailable
+        from harness.runners.images import DockerUnavailable
 
         try:
             return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env, flavour=args.flavour)
@@ -337,8 +337,7 @@ def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ images
 def cmd_images(args: argparse.Namespace) -> int:
-    from harness import images
-    from harness.runners import EnvironmentBuildError
+    from harness.runners import EnvironmentBuildError, images
 
     con = _console()
     try:

@@ -28,32 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.environment import collect_environment
+from harness.protocol import (
+    EXIT_NO_DEVICE,
+    EXIT_ORPHANED,
+    EXIT_UNAVAILABLE,
+    LOG_TAIL_CHARS,
+    log_filename,
+    record_filename,
+    tail,
+)
 from harness.results import Status, error_line, make_record, now_iso, write_json_atomic
-
-EXIT_UNAVAILABLE = 3
-EXIT_NO_DEVICE = 4
-EXIT_ORPHANED = 70
-LOG_TAIL_CHARS = 4000
-
-
-def record_filename(probe_id: str) -> str:
-    return probe_id.replace("/", "__") + ".json"
-
-
-def log_filename(probe_id: str) -> str:
-    return probe_id.replace("/", "__") + ".log"
-
-
-def tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str | None:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - chars))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    return text if text.strip() else None
 
 
 def _watch_parent() -> None:

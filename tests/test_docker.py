@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from harness import images, registry
+from harness import registry
 from harness.results import validate_document
+from harness.runners import images
 from harness.runners.docker import DockerRunner
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import images
 from harness.registry import FrameworkInfo
+from harness.runners import images
 from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
 
 CONTAINER_WORKDIR = "/work"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.protocol import EXIT_NO_DEVICE, EXIT_UNAVAILABLE, log_filename, tail
 from harness.results import Status, make_record, write_json_atomic
 from harness.runners.base import Interpreter, WorkerProcess
-from harness.worker import EXIT_NO_DEVICE, EXIT_UNAVAILABLE, log_filename, tail
 
 POLL_S = 0.05
 
