@@ -119,6 +119,16 @@ class ArrayAPI:
 
 
 @dataclass
+class AllReduceResult:
+    """What one process of a two-process all-reduce saw: the reduced array, and through what it went."""
+
+    api: str
+    builtin: bool  # the framework's own distributed API, not a third-party package
+    value: Array
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ExportResult:
     exporter: str
     exporter_version: str
@@ -201,6 +211,12 @@ class Adapter(ABC):
     def array_api(self) -> ArrayAPI:
         """The framework's NumPy-like array namespace, for the numerics suite."""
         raise Unsupported(f"the {self.name} adapter names no array namespace")
+
+    # ------------------------------------------------------------------------------------------ scale
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """Join a `world`-process group on host:port (loopback) as `rank` through the framework's distributed API
+        and sum-all-reduce `value` (float32) across the processes."""
+        raise Unsupported(f"the {self.name} adapter implements no all-reduce")
 
     # ------------------------------------------------------------------------------------------ onnx
     def onnx_export(self, model: OnnxModelSpec, path: str, opset: int | None) -> ExportResult:

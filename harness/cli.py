@@ -297,6 +297,7 @@ def print_summary(con: Any, doc: dict[str, Any]) -> None:
                 f"import {measured.onnx_direction(doc, 'import').explanation}",
         "throughput": f"throughput (median per step) {_throughput_headline(doc)}",
         "numerics": f"numerics ease of use {_value_text(measured.numerics_ease(doc))}",
+        "scale": f"scalability {_value_text(measured.scalability(doc))}",
     }
     for suite in SUITES:
         if status_counts(doc, suite):

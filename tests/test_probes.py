@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from harness.adapter import OpImpl
 from harness.catalog.ops import Case
-from harness.probes import Context, graphs, layers, numerics, plan
+from harness.probes import Context, graphs, layers, numerics, plan, scale
 from harness.results import Status
 from tests.fakes.adapters import NumpyAdapter
 
@@ -108,3 +109,30 @@ def test_numerics_interop_sees_shared_memory(tmp_path: Path) -> None:
     assert out.data["numpy_to_framework"]["zero_copy"] is True
     copying = numerics.run(TorchLike("cpu"), "interop", ctx(tmp_path))
     assert copying.data["numpy_to_framework"]["zero_copy"] is False and not copying.data["zero_copy_both_ways"]
+
+
+def test_scale_runs_two_processes_and_checks_the_sum(tmp_path: Path) -> None:
+    out = scale.run(NumpyAdapter("cpu"), "allreduce", ctx(tmp_path))
+    assert out.status is Status.OK, out.reason
+    assert out.data["builtin"] is True and [r["rank"] for r in out.data["ranks"]] == [0, 1]
+    assert out.data["ranks"][0]["value"] == [3.0, 6.0, 9.0, 12.0, 15.0, 18.0]
+
+
+def test_scale_kills_a_rank_that_never_joins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes.adapters import HangingAllReduce
+
+    monkeypatch.setattr(scale, "CHILD_TIMEOUT_S", 5.0)
+    out = scale.run(HangingAllReduce("cpu"), "allreduce", ctx(tmp_path))
+    assert out.status is Status.FAILED and "hung" in out.reason
+
+
+def test_scalability_is_measured_only_where_the_adapter_tries() -> None:
+    from harness.scoring import measured
+
+    def doc(status: str, reason: str = "", builtin: bool = True) -> dict[str, Any]:
+        return {"records": {"scale/allreduce": {"status": status, "reason": reason, "data": {"builtin": builtin, "api": "x"}}}}
+
+    assert measured.scalability(doc("unsupported", "the x adapter implements no all-reduce")).value is None
+    assert measured.scalability(doc("ok")).value == 2.0
+    assert measured.scalability(doc("ok", builtin=False)).value == 1.0
+    assert measured.scalability(doc("failed", "rank 1: hung")).value == 0.0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from harness import registry
+from harness.probes import SUITES
 from harness.results import validate_document
 from harness.runners.run import RunRequest, execute
 from harness.runners.venv import VenvRunner
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.framework("torch")
 @pytest.fixture(scope="module")
 def torch_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("torch-results")
-    req = RunRequest(registry.get("torch"), "cpu", ["layers", "graphs", "throughput", "onnx", "numerics"], out, VenvRunner(), quick=True)
+    req = RunRequest(registry.get("torch"), "cpu", list(SUITES), out, VenvRunner(), quick=True)
     return execute(req).document
 
 
@@ -80,3 +81,10 @@ def test_numerics_measures_the_numpy_sample_and_dlpack(torch_doc: dict[str, Any]
     assert cov["functions"]["reductions/std"]["outcome"] == "disagrees"  # torch.std is unbiased by default
     assert cov["functions"]["linalg/linalg.inv"]["outcome"] == "agrees"
     assert torch_doc["records"]["numerics/interop"]["data"]["zero_copy_both_ways"] is True
+
+
+def test_two_process_allreduce_through_torch_distributed(torch_doc: dict[str, Any]) -> None:
+    rec = torch_doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok" and rec["data"]["builtin"] is True
+    assert rec["data"]["api"].startswith("torch.distributed.all_reduce")
+    assert measured.scalability(torch_doc).value == 2.0

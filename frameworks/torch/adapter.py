@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
@@ -542,6 +543,18 @@ class TorchAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
         return ArrayAPI("torch", self.torch, self.T, self.N, self.torch.from_dlpack)
+
+    # ------------------------------------------------------------------------------------------ scale
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        dist = self._api("torch.distributed")
+        backend = "nccl" if self.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world)
+        try:
+            t = self.T(value.copy())
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            return AllReduceResult(f"torch.distributed.all_reduce ({backend})", True, self.N(t))
+        finally:
+            dist.destroy_process_group()
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -14,10 +14,10 @@ from typing import Any
 from harness.results import Status
 from harness.timing import TimingConfig
 
-SUITES = ("layers", "graphs", "throughput", "onnx", "numerics")
+SUITES = ("layers", "graphs", "throughput", "onnx", "numerics", "scale")
 
 #: default wall-clock limit per probe, seconds (a compile or a converter can be slow; a hang is not)
-DEFAULT_TIMEOUTS = {"layers": 120.0, "graphs": 300.0, "throughput": 300.0, "onnx": 300.0, "numerics": 120.0}
+DEFAULT_TIMEOUTS = {"layers": 120.0, "graphs": 300.0, "throughput": 300.0, "onnx": 300.0, "numerics": 120.0, "scale": 240.0}
 
 
 @dataclass
@@ -41,6 +41,7 @@ def plan(suites: list[str]) -> list[str]:
     from harness.catalog.workloads import WORKLOADS
     from harness.probes.graphs import GRAPH_PROBES
     from harness.probes.numerics import NUMERICS_PROBES
+    from harness.probes.scale import SCALE_PROBES
 
     ids: list[str] = []
     for suite in suites:
@@ -54,6 +55,8 @@ def plan(suites: list[str]) -> list[str]:
             ids += [f"onnx/{direction}/{m.id}" for direction in ("export", "import") for m in MODELS]
         elif suite == "numerics":
             ids += [f"numerics/{name}" for name in NUMERICS_PROBES]
+        elif suite == "scale":
+            ids += [f"scale/{name}" for name in SCALE_PROBES]
         else:
             raise KeyError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     return ids
@@ -82,4 +85,8 @@ def dispatch(probe_id: str) -> Callable[[Any, str, Context], Outcome]:
         from harness.probes import numerics
 
         return numerics.run
+    if suite == "scale":
+        from harness.probes import scale
+
+        return scale.run
     raise KeyError(f"unknown suite {suite!r} in probe {probe_id!r}")

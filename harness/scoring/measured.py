@@ -76,3 +76,18 @@ def numerics_ease(doc: dict[str, Any]) -> Criterion:
         "" if zc is None else f"; zero-copy both ways: {'yes' if zc else 'no'}")
     evidence = ["numerics/coverage"] + (["numerics/interop"] if interop else [])
     return Criterion(float(d["ease_of_use"]), text, evidence)
+
+
+def scalability(doc: dict[str, Any]) -> Criterion:
+    """2 if the framework's own distributed API all-reduces across two processes, 1 if only a third-party package
+    does, 0 if the probe ran and neither works; None when the adapter implements no attempt (not measured)."""
+    rec = doc.get("records", {}).get("scale/allreduce")
+    if rec is None:
+        return Criterion(None, "no scale record")
+    if rec["status"] == "ok":
+        builtin = rec["data"].get("builtin")
+        return Criterion(2.0 if builtin else 1.0, f"two-process all-reduce via {rec['data'].get('api')}"
+                         + (" (built in)" if builtin else " (third-party)"), ["scale/allreduce"])
+    if rec["status"] == "unsupported" and "implements no all-reduce" in rec["reason"]:
+        return Criterion(None, "not measured: the adapter implements no all-reduce", ["scale/allreduce"])
+    return Criterion(0.0, f"all-reduce {rec['status']}: {rec['reason'][:120]}", ["scale/allreduce"])

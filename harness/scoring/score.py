@@ -113,6 +113,15 @@ def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping
         origin = "measured" if ease.value is not None else "facts"
         text = f"maturity {maturity if maturity is not None else 'unknown'} ({note}) + ease {ease.value} ({ease.explanation})"
         return CriterionScore(cid, float(sum(parts)), None, origin, text, ease.evidence + src)
+    if measure == "scalability":
+        # measured by the scale suite where the adapter attempts it; otherwise the sourced fact
+        c = measured.scalability(dict(doc))
+        if c.value is not None:
+            return CriterionScore(cid, c.value, None, "measured", c.explanation, c.evidence)
+        value, src, note = _fact(facts, "scalability")
+        if value is None:
+            return CriterionScore(cid, None, None, "missing", c.explanation)
+        return CriterionScore(cid, float(value), None, "facts", f"{value}: {note} ({c.explanation})", src)
     if measure == "graph_value":
         c = measured.graph_value(dict(doc))
     elif measure == "ootb_ops":

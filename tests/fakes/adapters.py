@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapter import Adapter, ArrayAPI, OpImpl, Workload, distribution_versions
+from harness.adapter import Adapter, AllReduceResult, ArrayAPI, OpImpl, Workload, distribution_versions
 from harness.catalog import graphs
 from harness.catalog.ops import Case
 
@@ -68,6 +68,18 @@ class NumpyAdapter(Adapter):
 
     def array_api(self) -> ArrayAPI:
         return ArrayAPI("numpy", np, np.asarray, np.asarray, np.from_dlpack)
+
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: np.ndarray) -> AllReduceResult:
+        """Rendezvous through files named after the port: enough to exercise the probe's two processes."""
+        folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"showdown-fake-allreduce-{port}"
+        folder.mkdir(exist_ok=True)
+        np.save(folder / f"rank{rank}.npy", value)
+        deadline = time.monotonic() + 30
+        while len(list(folder.glob("rank*.npy"))) < world and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # both files complete
+        total = sum(np.load(folder / f"rank{r}.npy") for r in range(world))
+        return AllReduceResult("files (fake)", True, total)
 
     def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
         if spec.id != "gemm" or mode != "eager":
@@ -170,3 +182,15 @@ def register_all() -> None:
     for name, cls in FAKES.items():
         registry.register(registry.FrameworkInfo(name, f"fake ({name})", f"tests.fakes.adapters:{cls.__name__}",
                                                  Path(__file__).parent, "test double"))
+
+
+class HangingAllReduce(NumpyAdapter):
+    """Rank 1 never joins: the probe must kill both and say so."""
+
+    name = "fake_allreduce_hang"
+
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: np.ndarray) -> AllReduceResult:
+        if rank == 1:
+            while True:
+                time.sleep(60)
+        return super().allreduce(rank, world, host, port, value)

@@ -1,0 +1,109 @@
+"""Scale probe: does the framework's distributed API run an all-reduce across two processes?
+
+The probe starts two processes in the framework's environment (loopback only: nothing leaves the machine), each
+joins the group through the adapter and sum-reduces its own array; both must end with the sum. The rubric's
+Scalability follows: 2 if the framework's own API does it, 1 if only a third-party package does, 0 if neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.adapter import Adapter
+from harness.probes import Context, Outcome
+from harness.results import Status
+
+WORLD = 2
+CHILD_TIMEOUT_S = float(os.environ.get("SHOWDOWN_SCALE_TIMEOUT", "150"))  # per attempt, both ranks
+SCALE_PROBES = ("allreduce",)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rank_value(rank: int) -> np.ndarray:
+    return (np.arange(6, dtype=np.float32) + 1.0) * (rank + 1)
+
+
+def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
+    if name != "allreduce":
+        raise KeyError(f"unknown scale probe {name!r}")
+    ctx.scratch.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    adapter_ref = f"{type(adapter).__module__}:{type(adapter).__name__}"
+    procs, outs = [], []
+    for rank in range(WORLD):
+        out = ctx.scratch / f"allreduce-rank{rank}.json"
+        out.unlink(missing_ok=True)
+        outs.append(out)
+        log = (ctx.scratch / f"allreduce-rank{rank}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "harness.probes.scale", adapter_ref, adapter.device, str(rank), str(WORLD), str(port), str(out)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ)))
+        log.close()
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hung = [r for r, p in enumerate(procs) if p.poll() is None]
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    results: list[dict[str, Any]] = []
+    for rank, out in enumerate(outs):
+        try:
+            results.append(json.loads(out.read_text()))
+        except (OSError, json.JSONDecodeError):
+            tail = (ctx.scratch / f"allreduce-rank{rank}.log").read_text(errors="replace")[-800:]
+            results.append({"rank": rank, "error": "hung" if rank in hung else f"no result (exit {procs[rank].returncode})",
+                            "log_tail": tail})
+    data: dict[str, Any] = {"world": WORLD, "transport": f"127.0.0.1:{port}", "ranks": results}
+    unsupported = [r for r in results if r.get("unsupported")]
+    if unsupported:
+        return Outcome(Status.UNSUPPORTED, unsupported[0]["unsupported"], data)
+    errors = [r for r in results if "error" in r]
+    if errors:
+        return Outcome(Status.FAILED, f"rank {errors[0]['rank']}: {errors[0]['error']}", data)
+    expected = np.sum([rank_value(r) for r in range(WORLD)], axis=0)
+    wrong = [r for r in results if not np.allclose(np.asarray(r["value"]), expected)]
+    data.update(api=results[0]["api"], builtin=all(r["builtin"] for r in results), notes=results[0].get("notes", []))
+    if wrong:
+        return Outcome(Status.FAILED, f"rank {wrong[0]['rank']} got {wrong[0]['value']}, expected {expected.tolist()}", data)
+    return Outcome(Status.OK, "", data)
+
+
+def _child(argv: list[str]) -> int:
+    """One rank: import the adapter, join the group, all-reduce, write the result file."""
+    from harness.adapter import Unsupported
+    from harness.results import error_line, write_json_atomic
+    from harness.worker import load_adapter_class
+
+    ref, device, rank, world, port, out = argv
+    r = int(rank)
+    try:
+        adapter = load_adapter_class(ref)(device)
+        res = adapter.allreduce(r, int(world), "127.0.0.1", int(port), rank_value(r))
+        payload: dict[str, Any] = {"rank": r, "api": res.api, "builtin": res.builtin,
+                                   "value": np.asarray(res.value, dtype=np.float64).tolist(), "notes": res.notes}
+    except Unsupported as exc:
+        payload = {"rank": r, "unsupported": str(exc)}
+    except Exception as exc:
+        payload = {"rank": r, "error": error_line(exc, 600)}
+    write_json_atomic(Path(out), payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
