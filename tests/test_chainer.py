@@ -129,3 +129,10 @@ def test_numerics_suite_ran(doc: dict[str, Any]) -> None:
     assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("numpy")
     assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
     assert doc["records"]["numerics/interop"]["status"] == "ok"
+
+
+def test_scale_allreduce_through_chainermn_over_pip_mpich(doc: dict[str, Any]) -> None:
+    rec = doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok", (rec["reason"], rec["data"].get("ranks"))
+    assert rec["data"]["builtin"] is True
+    assert rec["data"]["api"] == "chainermn.create_communicator('naive').allreduce (MPI via mpi4py)"

@@ -116,3 +116,10 @@ def test_numerics_suite_ran(jax_doc: dict[str, Any]) -> None:
     assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("jax.numpy")
     assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
     assert jax_doc["records"]["numerics/interop"]["status"] == "ok"
+
+
+def test_two_process_allreduce_through_jax_distributed(jax_doc: dict[str, Any]) -> None:
+    rec = jax_doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok" and rec["data"]["builtin"] is True, rec["reason"]
+    assert rec["data"]["api"] == "jax.distributed + jax.shard_map(jax.lax.psum), gloo"
+    assert measured.scalability(jax_doc).value == 2.0

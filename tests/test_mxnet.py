@@ -132,3 +132,10 @@ def test_numerics_suite_ran(mxnet_doc: dict[str, Any]) -> None:
     assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("mxnet.np")
     assert cov["data"]["agrees"] >= 44  # 47 of 47 agreed when this test was written
     assert mxnet_doc["records"]["numerics/interop"]["status"] == "ok"
+
+
+def test_scale_allreduce_through_the_dist_kvstore(mxnet_doc: dict[str, Any]) -> None:
+    rec = mxnet_doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["data"]["builtin"] is True
+    assert rec["data"]["api"] == "mxnet.kvstore.create('dist_sync') init/push/pull (ps-lite)"

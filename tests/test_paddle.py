@@ -139,3 +139,10 @@ def test_numerics_suite_ran(paddle_doc: dict[str, Any]) -> None:
     assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("paddle")
     assert cov["data"]["agrees"] >= 38  # 41 of 47 agreed when this test was written
     assert paddle_doc["records"]["numerics/interop"]["status"] == "ok"
+
+
+def test_scale_allreduce_runs_through_paddle_distributed_gloo(paddle_doc: dict[str, Any]) -> None:
+    rec = paddle_doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["data"]["builtin"] is True
+    assert rec["data"]["api"] == "paddle.distributed.all_reduce (gloo)"

@@ -132,3 +132,11 @@ def test_numerics_suite_ran(tf_doc: dict[str, Any]) -> None:
     assert cov["status"] == "ok" and cov["data"]["namespace"].startswith("tf.experimental.numpy")
     assert cov["data"]["agrees"] >= 40  # 43 of 47 agreed when this test was written
     assert tf_doc["records"]["numerics/interop"]["status"] == "ok"
+
+
+def test_scale_allreduce_through_tf_distribute(tf_doc: dict[str, Any]) -> None:
+    rec = tf_doc["records"]["scale/allreduce"]
+    assert rec["status"] == "ok", (rec["reason"], rec["data"].get("ranks"))
+    assert rec["data"]["builtin"] is True
+    assert rec["data"]["api"].startswith("tf.distribute.MultiWorkerMirroredStrategy")
+    assert measured.scalability(tf_doc).value == 2.0

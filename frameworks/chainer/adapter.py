@@ -12,6 +12,9 @@ Chainer is in maintenance mode since 2019 (7.8.1 is its last release). Two of it
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 import types
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -21,6 +24,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
@@ -727,6 +731,70 @@ class ChainerAdapter(Adapter):
         xp = self.chainer.backend.get_array_module(np.zeros(1))
         return ArrayAPI(f"{xp.__name__} (chainer.backend.get_array_module)", xp, lambda a: xp.asarray(a),
                         lambda t: np.asarray(t), getattr(xp, "from_dlpack", None))
+
+    # ------------------------------------------------------------------------------------------ scale
+    @staticmethod
+    def _mpi_port_exchange(rank: int, host: str, port: int, name: str | None) -> str:
+        """Hand rank 0's MPI port name to rank 1 over a TCP socket on host:port (the probe's rendezvous)."""
+        if rank == 0:
+            with socket.create_server((host, port)) as srv:
+                srv.settimeout(120)
+                conn, _ = srv.accept()
+                with conn:
+                    conn.sendall(f"{name}\0".encode())
+            return str(name)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                conn = socket.create_connection((host, port), timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        buf = b""
+        with conn:
+            while not buf.endswith(b"\0"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    raise ConnectionError(f"rank 0 closed {host}:{port} before sending its MPI port name")
+                buf += chunk
+        return buf[:-1].decode()
+
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """ChainerMN (chainer's own distributed package since v5) sums through a communicator over MPI (mpi4py).
+        The ranks are started independently, not by mpiexec, so each is an MPI singleton: rank 0 opens an MPI port,
+        hands its name to rank 1 over host:port, and the two Accept/Connect and merge into one 2-process
+        communicator, which chainermn.create_communicator('naive', mpi_comm=...) wraps. The MPI is PyPI's mpich
+        wheel (pinned with mpi4py in requirements-cpu.txt), not a system MPI."""
+        if world != 2:
+            raise Unsupported(f"the chainer adapter joins exactly two singleton MPI processes, not {world}")
+        os.environ.setdefault("UCX_NET_DEVICES", "lo")  # MPICH's UCX netmod: keep any TCP wire-up on loopback
+        try:  # importing mpi4py (chainermn does) runs MPI_Init: each rank starts as a singleton
+            import chainermn
+            from mpi4py import MPI
+        except ImportError as exc:
+            raise Unsupported(f"chainermn needs mpi4py and an MPI library: {exc}") from exc
+        if rank == 0:
+            name = MPI.Open_port()
+            self._mpi_port_exchange(rank, host, port, name)
+            inter = MPI.COMM_SELF.Accept(name)
+            MPI.Close_port(name)
+        else:
+            inter = MPI.COMM_SELF.Connect(self._mpi_port_exchange(rank, host, port, None))
+        comm = inter.Merge(high=rank == 1)
+        try:
+            cmn = chainermn.create_communicator("naive", mpi_comm=comm)
+            out = self.N(cmn.allreduce(self.T(value)))
+        finally:
+            comm.Free()
+            inter.Disconnect()
+        notes = [f"MPI: {' '.join(MPI.Get_library_version().split()[:3])} via mpi4py {metadata.version('mpi4py')} "
+                 "(PyPI wheels); singletons joined by MPI Open_port/Accept/Connect + Intercomm.Merge, port name "
+                 "passed over the probe's TCP port",
+                 "mpich 5.0.x wheels refuse singleton Connect/Accept (pmodels/mpich#7805), Open MPI 5.0.11's wheel "
+                 "fails it with MPI_ERR_INTERN: mpich is pinned at 4.3.2"]
+        return AllReduceResult("chainermn.create_communicator('naive').allreduce (MPI via mpi4py)", True, out, notes)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

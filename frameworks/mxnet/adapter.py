@@ -8,7 +8,10 @@ workloads synchronise with mx.nd.waitall().
 
 from __future__ import annotations
 
+import gc
 import os
+import subprocess
+import sys
 import tempfile
 import types
 from collections.abc import Callable, Sequence
@@ -18,6 +21,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
@@ -43,6 +47,15 @@ MXNET_LSTM = "ifgo"
 MXNET_GRU = "rzn"
 HYBRIDIZE = "gluon.HybridBlock.hybridize"
 STATIC_HYBRIDIZE = "gluon.HybridBlock.hybridize(static_alloc=True, static_shape=True)"
+# A ps-lite helper (scheduler or server): importing mxnet with DMLC_ROLE set to either runs that node's loop and exits
+# the interpreter when the job finalizes; the watchdog thread ends it if the rank that started it dies first.
+PS_HELPER = ("import os, threading, time\n"
+             "parent = os.getppid()\n"
+             "def watch():\n"
+             "    while os.getppid() == parent: time.sleep(0.5)\n"
+             "    os._exit(1)\n"
+             "threading.Thread(target=watch, daemon=True).start()\n"
+             "import mxnet\n")
 
 
 
@@ -630,6 +643,42 @@ class MxnetAdapter(Adapter):
         mnp = self._api("mxnet.np")  # MXNet's NumPy-compatible interface
         self.mx.npx.set_np()  # mx.np arrays need NumPy semantics switched on (process-wide, in this worker only)
         return ArrayAPI("mxnet.np", mnp, mnp.array, lambda t: t.asnumpy(), getattr(self.mx.nd, "from_dlpack", None))
+
+    # ------------------------------------------------------------------------------------------ scale
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """MXNet's own multi-machine API is the distributed kvstore on ps-lite: rank 0 starts the scheduler (on
+        host:port) and one server as helper processes, every worker pushes its array and pulls the servers' sum.
+
+        ps-lite reads the DMLC_* variables when the kvstore is created (not when mxnet is imported), so setting them
+        here, after the adapter has imported mxnet, is enough."""
+        ps = {"DMLC_PS_ROOT_URI": host, "DMLC_PS_ROOT_PORT": str(port), "DMLC_NODE_HOST": host,
+              "DMLC_NUM_SERVER": "1", "DMLC_NUM_WORKER": str(world)}
+        helpers: list[subprocess.Popen[bytes]] = []
+        if rank == 0:
+            for role in ("scheduler", "server"):
+                helpers.append(subprocess.Popen([sys.executable, "-c", PS_HELPER], env={**os.environ, **ps, "DMLC_ROLE": role}))
+        os.environ.update(ps, DMLC_ROLE="worker")
+        try:
+            kv = self.mx.kv.create("dist_sync")
+            key, n = 0, value.shape
+            kv.init(key, self.nd.zeros(n, ctx=self.ctx))  # only kvstore rank 0 sends it; the others wait at a barrier
+            kv.push(key, self.A(value))  # dist_sync: the server sums one push from every worker
+            out = self.nd.zeros(n, ctx=self.ctx)
+            kv.pull(key, out=out)
+            result = self.N(out)
+            notes = [f"ps-lite scheduler on {host}:{port} and 1 server started by rank 0 as subprocesses; "
+                     f"the kvstore numbered this worker {kv.rank} of {kv.num_workers} (ps-lite orders workers by "
+                     "arrival, not by the caller's rank)"]
+            del kv, out
+            gc.collect()  # freeing the kvstore finalizes ps-lite (a barrier over all nodes); the helpers then exit
+            return AllReduceResult("mxnet.kvstore.create('dist_sync') init/push/pull (ps-lite)", True, result, notes)
+        finally:
+            for helper in helpers:  # after a clean finalize they have exited or are about to; otherwise end them
+                try:
+                    helper.wait(timeout=30 if sys.exc_info()[0] is None else 0.1)
+                except subprocess.TimeoutExpired:
+                    helper.kill()
+                    helper.wait()
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_block(self, model: Any) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
@@ -673,6 +674,41 @@ class PaddleAdapter(Adapter):
     def array_api(self) -> ArrayAPI:
         return ArrayAPI("paddle", self.paddle, self.paddle.to_tensor, lambda t: np.asarray(t.numpy()),
                         self._api("paddle.utils.dlpack.from_dlpack"))
+
+    # ------------------------------------------------------------------------------------------ scale
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """paddle.distributed takes its group from the environment that paddle.distributed.launch would set, not from
+        arguments: set it for this rank with host:port as the master (the TCP store every rank joins), let
+        init_parallel_env build the process group (gloo on CPU), all-reduce, and put the environment back."""
+        dist = self._api("paddle.distributed")
+        backend = "gloo" if self.place == "cpu" else "nccl"
+        # Only the first endpoint (the master) is dialled by the process-group path; the others are the nominal
+        # per-rank endpoints init_parallel_env checks for, one port above the master per rank.
+        endpoints = [f"{host}:{port + r}" for r in range(world)]
+        env = {"PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world),
+               "PADDLE_TRAINER_ENDPOINTS": ",".join(endpoints), "PADDLE_CURRENT_ENDPOINT": endpoints[rank],
+               "PADDLE_MASTER": endpoints[0], "MASTER_ADDR": host, "MASTER_PORT": str(port),
+               "PADDLE_DISTRI_BACKEND": backend}
+        if backend == "nccl":
+            env["FLAGS_selected_gpus"] = self.place.partition(":")[2]
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            dist.init_parallel_env()
+            try:
+                t = self.T(value.copy())
+                dist.all_reduce(t, op=dist.ReduceOp.SUM)
+                return AllReduceResult(f"paddle.distributed.all_reduce ({backend})", True, self.N(t),
+                                       ["the group is configured through PADDLE_* / MASTER_* environment variables "
+                                        "(what paddle.distributed.launch sets), read by paddle.distributed.init_parallel_env"])
+            finally:
+                dist.destroy_process_group()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -28,6 +28,7 @@ import numpy as np
 
 from harness.adapter import (
     Adapter,
+    AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
@@ -708,6 +709,30 @@ class TensorflowAdapter(Adapter):
         tnp = self._api("tf.experimental.numpy")  # TensorFlow's NumPy API (without enabling its global behaviour)
         dlpack = self._api("tf.experimental.dlpack.from_dlpack")
         return ArrayAPI("tf.experimental.numpy", tnp, self.tf.constant, lambda t: np.asarray(t), dlpack)
+
+    # ------------------------------------------------------------------------------------------ scale
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """tf.distribute's MultiWorkerMirroredStrategy (one CPU replica per process, RING collectives over gRPC).
+        Every TensorFlow worker serves its own gRPC port and the strategy needs the whole cluster up front, so worker
+        r listens on port + r (rank 0 on the probe's own port); the cluster is given through a SimpleClusterResolver
+        rather than the TF_CONFIG environment variable."""
+        tf = self.tf
+        spec = tf.train.ClusterSpec({"worker": [f"{host}:{port + r}" for r in range(world)]})
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec, task_type="worker", task_id=rank,
+                                                                        rpc_layer="grpc")
+        ring = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=ring)
+        local = self.T(value)
+
+        def step() -> Any:
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+        (out,) = strategy.experimental_local_results(strategy.run(step))
+        notes = [f"cluster of {world} gRPC workers on {host}:{port}..{port + world - 1} (worker r on port + r); "
+                 f"{strategy.num_replicas_in_sync} replicas in sync"]
+        return AllReduceResult("tf.distribute.MultiWorkerMirroredStrategy (ReplicaContext.all_reduce, RING)", True,
+                               self.N(out), notes)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:
