@@ -30,7 +30,7 @@ def engine() -> Any:
     except images.DockerUnavailable as exc:
         if REQUIRED:
             pytest.fail(f"a Docker engine is required here (SHOWDOWN_REQUIRE_DOCKER=1): {exc}")
-        pytest.skip(f"no Docker engine on this machine ({exc}); CI runs these with SHOWDOWN_REQUIRE_DOCKER=1")
+        pytest.skip(reason=f"no Docker engine on this machine ({exc}); CI runs these with SHOWDOWN_REQUIRE_DOCKER=1")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_container_is_locked_down(base_image: str, tmp_path: Path) -> None:
 def test_cuda_is_refused_without_a_gpu_runtime(base_image: str) -> None:
     c = engine()
     if "nvidia" in (c.info().get("Runtimes") or {}):
-        pytest.skip("this engine has the NVIDIA runtime; the refusal cannot be shown here")
+        pytest.skip(reason="this engine has the NVIDIA runtime; the refusal cannot be shown here")
     from harness.runners.base import EnvironmentBuildError
 
     with pytest.raises(EnvironmentBuildError, match="NVIDIA runtime"):

@@ -71,7 +71,7 @@ def browser() -> str:
     why = "Debian's chromium, chromium-driver and the selenium package are needed (apt-get install chromium chromium-driver)"
     if in_ci():
         pytest.fail(why)
-    pytest.skip(why)
+    pytest.skip(reason=why)
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
