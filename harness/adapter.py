@@ -27,7 +27,22 @@ IMPLEMENTATION_KINDS = ("native", "composed", "variant")
 
 
 class Unsupported(Exception):
-    """The framework does not offer this: a verdict recorded as `unsupported`, not an error."""
+    """The framework does not offer this: a verdict recorded as `unsupported`, not an error.
+
+    It must carry its evidence: `looked_up` names what was looked up in the framework at run time and not found
+    (an attribute, a parameter of a signature, a module). An `Unsupported` without evidence is the adapter's gap,
+    not the framework's, and is recorded as `unmapped`.
+    """
+
+    def __init__(self, reason: str, looked_up: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.looked_up = [str(x) for x in looked_up]
+
+
+class NotMapped(Exception):
+    """The adapter does not implement this (the framework may well offer it): recorded as `unmapped`, shown in the
+    report, never scored as the framework lacking it. Adapters list what they leave unmapped, and why, in
+    `Adapter.UNMAPPED`."""
 
 
 def require(owner: Any, attribute: str, where: str | None = None) -> Any:
@@ -36,7 +51,20 @@ def require(owner: Any, attribute: str, where: str | None = None) -> Any:
         return getattr(owner, attribute)
     except AttributeError:
         name = where or getattr(owner, "__name__", type(owner).__name__)
-        raise Unsupported(f"{name} has no {attribute}") from None
+        raise Unsupported(f"{name} has no {attribute}", looked_up=[f"{name}.{attribute}"]) from None
+
+
+def require_parameter(fn: Any, parameter: str, where: str) -> None:
+    """Check that callable `fn` (named `where`) takes keyword `parameter`; if not, `Unsupported` with the evidence."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return  # a builtin without a readable signature: let the call decide
+    if parameter not in params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        raise Unsupported(f"{where} takes no {parameter!r} (its parameters: {', '.join(params)})",
+                          looked_up=[f"{where}({parameter}=...)"])
 
 
 def resolve(root: Any, dotted: str) -> Any:
@@ -63,8 +91,12 @@ class OpImpl:
 
     kind: native (the framework's own layer/optimizer), composed (built by the adapter from primitives; half a
     point), or variant (a close relative with its own catalog case and reference, named by `variant`; half a point).
-    run(case) returns the op's outputs (the names the op declares) and, when the case has `grad_wrt`, "grad": the
-    gradient of sum_k sum(output_k * case.cotangents[k]) with respect to case.arrays[case.grad_wrt].
+    run(case) returns the op's outputs (the names the op declares) and, when the case has `grad_wrt`, "grads": a
+    mapping from every name in `case.wrt` (the input, then every trainable parameter) to the gradient of
+    sum_k sum(output_k * case.cotangents[k]) with respect to that array, in the catalog's layout (map transposed
+    or reordered framework parameters back). run(case) may raise Unsupported (with evidence) for a case whose
+    settings the framework cannot express (e.g. a hyperparameter its optimizer does not take); the op is then
+    judged on its other cases.
     """
 
     kind: str
@@ -94,16 +126,40 @@ class CompiledFunction:
     notes: list[str] = field(default_factory=list)  # what the record should say about this path (quirks, workarounds)
 
 
+#: what a compiled throughput workload puts through the compiler (recorded on every record; the report compares
+#: compiled figures only between records of the same scope)
+COMPILE_SCOPES = {
+    "step": "the whole training step (forward, backward and the parameter update) is compiled",
+    "forward_backward": "forward and backward are compiled; the parameter update runs eagerly",
+    "forward": "only the forward pass is compiled; the backward pass and the update run eagerly",
+    "op": "the single operation is compiled",
+}
+
+
 @dataclass
 class Workload:
-    """One throughput workload built in the framework: `step()` does one unit of work; `sync()` waits for the
-    device to finish what was queued (a no-op on CPU frameworks that run synchronously)."""
+    """One throughput workload built in the framework.
+
+    step(): one unit of work, the exact code that is timed; it returns the loss (training workloads) or the output
+    (single-op workloads) as the framework's value, or None.
+    observe(result): given what step() returned, the values the harness checks against the catalog's float64
+    reference before anything is timed, as NumPy: for a training workload {"loss": scalar, <every parameter in the
+    catalog's names and layouts, as it is after the step>}; for a single op {"y": output}. The probe calls step()
+    once from the initial parameters, then observe(): a workload that disagrees is failed and not timed.
+    sync(): waits for the device to finish what was queued (a no-op on CPU frameworks that run synchronously).
+    compile_scope: for the compiled mode, one of COMPILE_SCOPES.
+    traces(): how many graphs the compile path has captured or traced so far (None when it cannot tell); a
+    compiled workload that captured none ran eagerly and is flagged, not reported as compiled.
+    """
 
     step: Callable[[], Any]
     sync: Callable[[], None]
     param_count: int
     compile_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    observe: Callable[[Any], dict[str, Any]] | None = None
+    compile_scope: str | None = None
+    traces: Callable[[], int | None] = lambda: None
 
 
 @dataclass
@@ -130,9 +186,11 @@ class AllReduceResult:
 
 @dataclass
 class ExportResult:
+    """What an exporter did. Whether it is built in or a separate package is not the adapter's to say: the harness
+    watches which installed distributions' code runs during the conversion and decides by one rule."""
+
     exporter: str
     exporter_version: str
-    builtin: bool  # part of the framework's own package(s), not a separate converter
     opset: int
     framework_output: Array
     notes: list[str] = field(default_factory=list)
@@ -142,7 +200,6 @@ class ExportResult:
 class ImportResult:
     importer: str
     importer_version: str
-    builtin: bool
     run: Callable[[Array], Array]
     notes: list[str] = field(default_factory=list)
 
@@ -154,6 +211,9 @@ class Adapter(ABC):
     name: ClassVar[str] = ""
     #: the distribution whose version is the framework's version, e.g. "torch"
     distribution: ClassVar[str] = ""
+    #: what the adapter leaves unmapped, and why: catalog op ids (or probe ids) -> the reason. Every catalog op has
+    #: an `op_<id>` method or an entry here (a test checks it); an unmapped op is recorded `unmapped`, not scored.
+    UNMAPPED: ClassVar[dict[str, str]] = {}
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -178,18 +238,22 @@ class Adapter(ABC):
         each, records every attempt, and keeps the first that passes."""
         method = getattr(self, f"op_{op_id}", None)
         if method is None:
-            raise Unsupported(f"the {self.name} adapter has no implementation of {op_id}")
+            why = self.UNMAPPED.get(op_id) or self.UNMAPPED.get(f"layers/{op_id}")
+            raise NotMapped(f"the {self.name} adapter does not map {op_id}" + (f": {why}" if why else " (and says not why)"))
         impl: OpImpl | list[OpImpl] = method()
         return impl
 
     # ------------------------------------------------------------------------------------------ graphs
     @abstractmethod
     def graph_namespace(self) -> Any:
-        """An object with `sum`, `tanh` and `matmul` over the framework's tensors, for the catalog's programs."""
+        """An object with `sum`, `tanh` and `matmul` over the framework's tensors, and `item`: a scalar tensor to a
+        Python float the framework's usual way (e.g. tensor.item()), for the catalog's programs."""
 
     @abstractmethod
     def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
-        """Run fn(F, *tensors) eagerly (define-by-run) and return its scalar value and d value / d args[0]."""
+        """Run fn(F, *tensors) eagerly (define-by-run) and return its scalar value and d value / d args[0]. The
+        program may read a concrete value in its middle (F.item) and branch on it in Python: a framework that
+        traces instead of running the Python as written cannot do that, and is not scored as dynamic."""
 
     def graph_notes(self) -> list[str]:
         """Anything the define-by-run record should say about how the programs ran (e.g. an adapted namespace)."""
@@ -199,31 +263,36 @@ class Adapter(ABC):
         """Names of the framework's compile/symbolic paths, best first (e.g. ['torch.compile', 'torch.jit.script'])."""
         return []
 
+    def compile_path_lookups(self) -> list[str]:
+        """What compile_paths() looked up in the framework (the evidence when it finds none)."""
+        return []
+
     def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
-        raise Unsupported(f"{self.name} has no compile path {path!r}")
+        raise NotMapped(f"the {self.name} adapter maps no compile path {path!r}")
 
     # ------------------------------------------------------------------------------------------ throughput
     def workload(self, spec: WorkloadSpec, arrays: dict[str, Array], mode: str) -> Workload:
-        """Build workload `spec` from the catalog's arrays; mode is 'eager' or 'compiled'."""
-        raise Unsupported(f"the {self.name} adapter has no workload {spec.id}")
+        """Build workload `spec` from the catalog's arrays; mode is 'eager' or 'compiled' (the whole step put
+        through the framework's compiler wherever it can take it; say what in `compile_scope`)."""
+        raise NotMapped(f"the {self.name} adapter has no workload {spec.id}")
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
         """The framework's NumPy-like array namespace, for the numerics suite."""
-        raise Unsupported(f"the {self.name} adapter names no array namespace")
+        raise NotMapped(f"the {self.name} adapter names no array namespace")
 
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
         """Join a `world`-process group on host:port (loopback) as `rank` through the framework's distributed API
         and sum-all-reduce `value` (float32) across the processes."""
-        raise Unsupported(f"the {self.name} adapter implements no all-reduce")
+        raise NotMapped(f"the {self.name} adapter implements no all-reduce")
 
     # ------------------------------------------------------------------------------------------ onnx
     def onnx_export(self, model: OnnxModelSpec, path: str, opset: int | None) -> ExportResult:
-        raise Unsupported(f"the {self.name} adapter has no ONNX exporter")
+        raise NotMapped(f"the {self.name} adapter maps no ONNX exporter")
 
     def onnx_import(self, path: str) -> ImportResult:
-        raise Unsupported(f"the {self.name} adapter has no ONNX importer")
+        raise NotMapped(f"the {self.name} adapter maps no ONNX importer")
 
 
 def distribution_versions(*names: str) -> dict[str, str]:

@@ -2,6 +2,10 @@
 
 Schema history (the reader upgrades older versions and refuses newer ones):
   1: first version.
+  2: status `unmapped` (the adapter's gap, not the framework's); an `unsupported` record carries its evidence (what
+     was looked up and not found); a throughput record carries its first-step check against the float64 reference
+     and its compile scope; the harness records which paths differed from its commit. Upgrading a version-1
+     document marks what it could not have known (no evidence kept, no first-step check).
 
 A document is rewritten atomically (temporary file + rename) after every probe, so a killed run loses at most the
 probe in flight, and a re-run resumes it: records already present are not run again. A new run never writes into
@@ -21,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_NAME = "showdown-result"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"result-v{SCHEMA_VERSION}.json"
 
 
@@ -30,7 +35,8 @@ class Status(str, enum.Enum):
 
     OK = "ok"  # ran and agreed with the reference (or measured, for throughput)
     FAILED = "failed"  # ran, but the output disagreed with the reference or was malformed
-    UNSUPPORTED = "unsupported"  # the framework does not offer it (reason says what is missing)
+    UNSUPPORTED = "unsupported"  # the framework does not offer it (data.evidence: what was looked up and not found)
+    UNMAPPED = "unmapped"  # the adapter does not implement it: an adapter's gap, never scored as the framework's
     ERROR = "error"  # raised an exception
     TIMEOUT = "timeout"  # exceeded its wall-clock limit; the worker was killed
     CRASHED = "crashed"  # the worker process died (segfault, abort, out of memory)
@@ -147,33 +153,81 @@ def save_document(doc: dict[str, Any], path: Path) -> None:
     write_json_atomic(path, doc)
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ResultError(f"duplicate key {key[:80]!r} in one object (which value is meant is ambiguous)")
+        out[key] = value
+    return out
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """Strict JSON from bytes: UTF-8 only, no duplicate keys, no NaN; every problem is one ResultError line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultError(f"{where}: not UTF-8 text (byte {exc.start}); not a result document") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_refuse_constant)
+    except ResultError as exc:
+        raise ResultError(f"{where}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg}); was the file cut short?") from None
+    except RecursionError:
+        raise ResultError(f"{where}: nested too deeply to be a result document") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ResultError(f"{name} is not JSON (the harness writes null for a missing number)")
+
+
 def load_document(path: Path | str) -> dict[str, Any]:
     """Read a result document, upgrading older schema versions; refuse what cannot be read, in one line."""
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        if path.is_dir():
+            raise ResultError(f"{path}: is a folder, not a result document")
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise ResultError(f"{path}: {size / 1e6:.0f} MB is too large to be a result document")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ResultError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ResultError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); was the file cut short?") from None
+    doc = parse_json(raw, str(path))
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_NAME:
         raise ResultError(f"{path}: not a showdown result document (no \"schema\": \"{SCHEMA_NAME}\")")
     version = doc.get("schema_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ResultError(f"{path}: schema_version missing or not an integer")
+    if version < 1:
+        raise ResultError(f"{path}: schema_version {version} does not exist (the first is 1)")
     if version > SCHEMA_VERSION:
         raise ResultError(
             f"{path}: written with result schema {version}, this showdown reads up to {SCHEMA_VERSION}; "
             "upgrade showdown (pip install -U -e .) to read it"
         )
-    return upgrade(doc)
+    try:
+        return upgrade(doc)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ResultError(f"{path}: a schema-{version} document with a malformed part ({type(exc).__name__}: {exc})") from None
+
+
+def _upgrade_1_to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    for rec in (doc.get("records") or {}).values():
+        data = rec.setdefault("data", {})
+        if rec.get("status") == "unsupported" and "evidence" not in data:
+            data["evidence"] = {"looked_up": [], "note": "schema 1 kept no evidence apart from the reason"}
+        if rec.get("suite") == "throughput":
+            data.setdefault("first_step", {"checked": False, "why": "schema 1: recorded before the first-step check existed"})
+            data.setdefault("compile_scope", "unknown" if data.get("mode") == "compiled" else None)
+    doc["schema_version"] = 2
+    return doc
 
 
 def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older document up to SCHEMA_VERSION, one step at a time (none needed yet)."""
-    steps: dict[int, Any] = {}
+    """Bring an older document up to SCHEMA_VERSION, one step at a time."""
+    steps: dict[int, Any] = {1: _upgrade_1_to_2}
     while doc["schema_version"] < SCHEMA_VERSION:
         doc = steps[doc["schema_version"]](doc)
     return doc

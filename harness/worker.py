@@ -83,7 +83,7 @@ def load_adapter_class(ref: str) -> Any:
 
 def run_probe(adapter: Any, probe_id: str, ctx: Any) -> dict[str, Any]:
     """One probe, every exception mapped to a status: nothing a probe does stops the run."""
-    from harness.adapter import Unsupported
+    from harness.adapter import NotMapped, Unsupported
     from harness.probes import dispatch
 
     started = now_iso()
@@ -92,8 +92,14 @@ def run_probe(adapter: Any, probe_id: str, ctx: Any) -> dict[str, Any]:
         fn = dispatch(probe_id)
         outcome = fn(adapter, probe_id.split("/", 1)[1], ctx)
         status, reason, data = outcome.status, outcome.reason, outcome.data
+    except NotMapped as exc:
+        status, reason, data = Status.UNMAPPED, str(exc) or "not mapped by the adapter", {}
     except Unsupported as exc:
-        status, reason, data = Status.UNSUPPORTED, str(exc) or "unsupported", {}
+        if exc.looked_up:
+            status, reason, data = Status.UNSUPPORTED, str(exc) or "unsupported", {"evidence": {"looked_up": exc.looked_up}}
+        else:  # a verdict without evidence is the adapter's word, not a finding about the framework
+            status, reason = Status.UNMAPPED, f"unsupported without evidence of a lookup: {exc}"
+            data = {"evidence": {"looked_up": []}}
     except Exception as exc:
         status = Status.ERROR
         reason = error_line(exc)

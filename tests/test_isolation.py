@@ -37,10 +37,10 @@ def statuses(doc: dict[str, Any]) -> dict[str, str]:
 
 def test_ok_adapter_runs_and_reports_unsupported(out_dir: Path) -> None:
     doc = run_fake("fake_numpy", out_dir, ["layers/dense", "layers/sgd", "layers/momentum", "layers/conv2d", "graphs/define_by_run", "graphs/compiled"])
-    assert statuses(doc) == {"layers/dense": "ok", "layers/sgd": "ok", "layers/momentum": "ok", "layers/conv2d": "unsupported",
-                             "graphs/define_by_run": "ok", "graphs/compiled": "unsupported"}
+    assert statuses(doc) == {"layers/dense": "ok", "layers/sgd": "ok", "layers/momentum": "ok", "layers/conv2d": "unmapped",
+                             "graphs/define_by_run": "ok", "graphs/compiled": "unmapped"}
     assert doc["records"]["layers/momentum"]["data"]["points"] == 0.5  # composed
-    assert "no implementation of conv2d" in doc["records"]["layers/conv2d"]["reason"]
+    assert "does not map conv2d" in doc["records"]["layers/conv2d"]["reason"]
     assert doc["complete"] is True
 
 

@@ -29,6 +29,22 @@ def control_flow(F: Any, x: Any) -> Any:
     return z
 
 
+def concrete_read(F: Any, x: Any, seen: list[Any]) -> Any:
+    """The define-by-run program: control flow on computed values, then a concrete Python number read in the middle
+    of the computation (F.item), kept in `seen` and used in plain Python arithmetic that picks the factor and the
+    branch. Only a framework that runs the Python as written, value by value, can do this and still differentiate
+    the result; a tracer cannot become a Python float, and a cached trace would not run the Python again."""
+    y = x
+    while F.sum(y * y) < 50.0:
+        y = y * 2.0
+    s = F.item(F.sum(y))
+    seen.append(s)
+    k = 2 + int(abs(float(s))) % 3
+    if s > 0.0:
+        return F.sum(y * y * y) * float(k)
+    return F.sum(F.tanh(y)) * float(k)
+
+
 def static_mlp(F: Any, x: Any, w1: Any, w2: Any) -> Any:
     return F.sum(F.tanh(F.matmul(F.tanh(F.matmul(x, w1)), w2)))
 
@@ -39,6 +55,7 @@ class NumpyNamespace:
     sum = staticmethod(np.sum)
     tanh = staticmethod(np.tanh)
     matmul = staticmethod(np.matmul)
+    item = staticmethod(float)
 
 
 def reference_value_and_grad(fn: Callable[..., Any], args: Sequence[Array], h: float = 1e-6) -> tuple[float, Array]:

@@ -23,7 +23,7 @@ import numpy as np
 from harness.catalog import reference_nn as nn
 from harness.catalog import reference_optim as opt
 
-CATALOG_VERSION = "ops32-v1"
+CATALOG_VERSION = "ops32-v2"  # v2: every trainable parameter's gradient, extra cases (padding, optimizer conventions)
 
 Array = np.ndarray
 Outputs = dict[str, Array]
@@ -33,13 +33,23 @@ Outputs = dict[str, Array]
 class Case:
     """One concrete problem for an op: arrays (inputs and parameters), hyperparameters, and what to differentiate.
 
-    The gradient checked is d/d arrays[grad_wrt] of sum_k sum(outputs[k] * cotangents[k]).
+    The gradients checked are d/d arrays[name] of sum_k sum(outputs[k] * cotangents[k]) for every name in `wrt`:
+    the input `grad_wrt` first, then every trainable parameter in `params` (weights, biases, scales, slopes).
     """
 
     arrays: dict[str, Array]
     config: dict[str, Any]
     grad_wrt: str | None = None
     cotangents: dict[str, Array] = field(default_factory=dict)
+    params: tuple[str, ...] = ()
+    label: str = "default"
+
+    @property
+    def wrt(self) -> tuple[str, ...]:
+        """Every array whose gradient the adapter returns (under outputs['grads'][name]), input first."""
+        if self.grad_wrt is None:
+            return ()
+        return (self.grad_wrt, *(p for p in self.params if p != self.grad_wrt))
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,18 @@ class CaseTemplate:
     arrays: dict[str, Array]
     config: dict[str, Any]
     grad_wrt: str | None = None
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExtraCase:
+    """A further case of an op, judged like the default one: the op passes only if every case does (under one
+    convention). Extra cases exercise what the default leaves open: padding, a convention that two settings tell
+    apart (an Adagrad accumulator that differs from epsilon, an Adadelta learning rate other than 1)."""
+
+    label: str
+    description: str
+    make_case: Callable[[np.random.Generator], CaseTemplate]
 
 
 Reference = Callable[[Case], Outputs]
@@ -78,27 +100,41 @@ class OpSpec:
     rtol: float = 1e-4
     atol: float = 1e-4
     check: Check | None = None  # replaces reference comparison (e.g. dropout, which is random)
-    outputs: tuple[str, ...] = ("y",)  # what the adapter must return besides the gradient
+    outputs: tuple[str, ...] = ("y",)  # what the adapter must return besides the gradients
     variants: Mapping[str, VariantSpec] = field(default_factory=dict)
+    extra_cases: tuple[ExtraCase, ...] = ()
 
-    def case(self, variant: str | None = None) -> Case:
-        """The deterministic case for this op (or one of its variants): same arrays in every framework."""
-        rng = np.random.default_rng(1000 + self.number + (0 if variant is None else 500))
+    def case_labels(self, variant: str | None = None) -> list[str]:
+        """The cases an implementation must pass, the default first (a variant has its default case only)."""
+        return ["default"] if variant is not None else ["default", *(c.label for c in self.extra_cases)]
+
+    def case(self, variant: str | None = None, label: str = "default") -> Case:
+        """A deterministic case for this op (or one of its variants): the same arrays in every framework."""
+        if label == "default":
+            seed = 1000 + self.number + (0 if variant is None else 500)
+            make = self.make_case if variant is None else self.variants[variant].make_case
+        else:
+            if variant is not None:
+                raise KeyError(f"variant {variant!r} of {self.id} has only its default case")
+            index, extra = next(((i, c) for i, c in enumerate(self.extra_cases) if c.label == label), (-1, None))
+            if extra is None:
+                raise KeyError(f"{self.id} has no case {label!r}; cases: {', '.join(self.case_labels())}")
+            seed, make = 1700 + 32 * index + self.number, extra.make_case
+        rng = np.random.default_rng(seed)
+        template = make(rng)
         if variant is None:
-            template = self.make_case(rng)
             grad_of = self.grad_of
             ref: Reference | None = next(iter(self.references.values()), None)
         else:
             spec = self.variants[variant]
-            template = spec.make_case(rng)
             grad_of, ref = spec.grad_of, spec.reference
-        bare = Case(dict(template.arrays), dict(template.config), template.grad_wrt)
+        bare = Case(dict(template.arrays), dict(template.config), template.grad_wrt, {}, template.params, label)
         cot: dict[str, Array] = {}
         if template.grad_wrt is not None:
             shapes = {k: v.shape for k, v in ref(bare).items()} if ref else _declared_shapes(template)
             for name in grad_of:
                 cot[name] = rng.standard_normal(shapes[name]).astype(np.float32)
-        return Case(bare.arrays, bare.config, template.grad_wrt, cot)
+        return Case(bare.arrays, bare.config, template.grad_wrt, cot, template.params, label)
 
     def reference_for(self, variant: str | None) -> Mapping[str, Reference]:
         if variant is None:
@@ -123,23 +159,30 @@ def _u(rng: np.random.Generator, *shape: int, low: float = 0.5, high: float = 1.
 
 # ---------------------------------------------------------------------------------------------- layers
 def _dense_case(rng: np.random.Generator) -> CaseTemplate:
-    return CaseTemplate({"x": _n(rng, 4, 5, scale=1.0), "w": _n(rng, 5, 3), "b": _n(rng, 3)}, {}, "x")
+    return CaseTemplate({"x": _n(rng, 4, 5, scale=1.0), "w": _n(rng, 5, 3), "b": _n(rng, 3)}, {}, "x", ("w", "b"))
 
 
 def _conv1d_case(rng: np.random.Generator) -> CaseTemplate:
     cfg = {"stride": 1, "padding": 2, "dilation": 2}
-    return CaseTemplate({"x": _n(rng, 2, 3, 10, scale=1.0), "w": _n(rng, 4, 3, 3), "b": _n(rng, 4)}, cfg, "x")
+    return CaseTemplate({"x": _n(rng, 2, 3, 10, scale=1.0), "w": _n(rng, 4, 3, 3), "b": _n(rng, 4)}, cfg, "x", ("w", "b"))
 
 
 def _conv2d_case(rng: np.random.Generator) -> CaseTemplate:
     cfg = {"stride": 2, "padding": 0, "dilation": 1}
-    return CaseTemplate({"x": _n(rng, 2, 3, 7, 7, scale=1.0), "w": _n(rng, 4, 3, 3, 3), "b": _n(rng, 4)}, cfg, "x")
+    return CaseTemplate({"x": _n(rng, 2, 3, 7, 7, scale=1.0), "w": _n(rng, 4, 3, 3, 3), "b": _n(rng, 4)}, cfg, "x", ("w", "b"))
+
+
+def _conv2d_padded_case(rng: np.random.Generator) -> CaseTemplate:
+    """Zero padding 1 with stride 2 on a 7x7 input: the padded border enters every edge output (and 'same' padding
+    of frameworks that only offer valid/same pads this input symmetrically, so it is expressible there too)."""
+    cfg = {"stride": 2, "padding": 1, "dilation": 1}
+    return CaseTemplate({"x": _n(rng, 2, 3, 7, 7, scale=1.0), "w": _n(rng, 4, 3, 3, 3), "b": _n(rng, 4)}, cfg, "x", ("w", "b"))
 
 
 def _conv3d_case(rng: np.random.Generator) -> CaseTemplate:
     cfg = {"stride": 1, "padding": 1, "dilation": 1}
     return CaseTemplate(
-        {"x": _n(rng, 1, 2, 4, 5, 5, scale=1.0), "w": _n(rng, 3, 2, 3, 3, 3), "b": _n(rng, 3)}, cfg, "x"
+        {"x": _n(rng, 1, 2, 4, 5, 5, scale=1.0), "w": _n(rng, 3, 2, 3, 3, 3), "b": _n(rng, 3)}, cfg, "x", ("w", "b")
     )
 
 
@@ -152,12 +195,12 @@ def _convnd_ref(case: Case) -> Outputs:
 
 def _convt_case(rng: np.random.Generator) -> CaseTemplate:
     cfg = {"stride": 2, "padding": 0}
-    return CaseTemplate({"x": _n(rng, 2, 3, 4, 4, scale=1.0), "w": _n(rng, 3, 2, 3, 3), "b": _n(rng, 2)}, cfg, "x")
+    return CaseTemplate({"x": _n(rng, 2, 3, 4, 4, scale=1.0), "w": _n(rng, 3, 2, 3, 3), "b": _n(rng, 2)}, cfg, "x", ("w", "b"))
 
 
 def _sepconv_case(rng: np.random.Generator) -> CaseTemplate:
     arrays = {"x": _n(rng, 2, 3, 6, 6, scale=1.0), "w_depthwise": _n(rng, 3, 1, 3, 3), "w_pointwise": _n(rng, 4, 3, 1, 1), "b": _n(rng, 4)}
-    return CaseTemplate(arrays, {"stride": 1, "padding": 1}, "x")
+    return CaseTemplate(arrays, {"stride": 1, "padding": 1}, "x", ("w_depthwise", "w_pointwise", "b"))
 
 
 def _sepconv_ref(case: Case) -> Outputs:
@@ -172,7 +215,7 @@ def _image_case(rng: np.random.Generator, shape: tuple[int, ...], **config: Any)
 
 def _batchnorm_case(rng: np.random.Generator) -> CaseTemplate:
     arrays = {"x": _n(rng, 4, 3, 5, 5, scale=1.0), "gamma": _u(rng, 3), "beta": _n(rng, 3), "running_mean": _n(rng, 3), "running_var": _u(rng, 3)}
-    return CaseTemplate(arrays, {"eps": 1e-5}, "x")
+    return CaseTemplate(arrays, {"eps": 1e-5}, "x", ("gamma", "beta"))
 
 
 def _batchnorm_ref(case: Case) -> Outputs:
@@ -185,8 +228,8 @@ def _batchnorm_ref(case: Case) -> Outputs:
 
 def _dropout_check(case: Case, out: Outputs) -> tuple[bool, dict[str, Any]]:
     """Dropout is random, so it is judged by its contract: identity at inference; at training every element is
-    either 0 or x / (1 - p), the share of zeros is within 5 standard deviations of p, and the gradient is the same
-    mask scaled by 1 / (1 - p)."""
+    either 0 or x / (1 - p), the share of zeros is within 5 standard deviations of p, and the gradient (required:
+    dropout has one) is the same mask scaled by 1 / (1 - p)."""
     x = case.arrays["x"].astype(np.float64)
     p = case.config["p"]
     y_eval, y_train = np.asarray(out["y_eval"], np.float64), np.asarray(out["y_train"], np.float64)
@@ -204,12 +247,17 @@ def _dropout_check(case: Case, out: Outputs) -> tuple[bool, dict[str, Any]]:
         "share_within_5_sigma": share_ok,
     }
     ok = eval_ok and scaled_ok and share_ok
-    if "grad" in out:
-        expected = kept / (1 - p) * case.cotangents["y_train"]
-        grad_ok = bool(np.allclose(np.asarray(out["grad"], np.float64), expected, rtol=1e-5, atol=1e-6))
-        details["gradient_matches_mask"] = grad_ok
-        ok = ok and grad_ok
-    return ok, details
+    grads = out.get("grads")
+    grad = grads.get(case.grad_wrt) if isinstance(grads, Mapping) and case.grad_wrt else None
+    if grad is None:  # dropout has a gradient: a missing one fails the op
+        details["gradient_matches_mask"] = False
+        details["gradient"] = "missing"
+        return False, details
+    expected = kept / (1 - p) * case.cotangents["y_train"]
+    g = np.asarray(grad, np.float64)
+    grad_ok = bool(g.shape == expected.shape and np.allclose(g, expected, rtol=1e-5, atol=1e-6))
+    details["gradient_matches_mask"] = grad_ok
+    return ok and grad_ok, details
 
 
 def _rnn_case(rng: np.random.Generator, gates: int, hidden: int = 4, two_biases: bool = False) -> CaseTemplate:
@@ -218,17 +266,17 @@ def _rnn_case(rng: np.random.Generator, gates: int, hidden: int = 4, two_biases:
         arrays |= {"bx": _n(rng, gates * hidden), "bh": _n(rng, gates * hidden)}
     else:
         arrays["b"] = _n(rng, gates * hidden)
-    return CaseTemplate(arrays, {"hidden": hidden}, "x")
+    return CaseTemplate(arrays, {"hidden": hidden}, "x", tuple(k for k in arrays if k != "x"))
 
 
 def _lstm_case(rng: np.random.Generator) -> CaseTemplate:
     t = _rnn_case(rng, 4)
-    return CaseTemplate(t.arrays, t.config | {"gate_order": "ifgo"}, "x")
+    return CaseTemplate(t.arrays, t.config | {"gate_order": "ifgo"}, "x", t.params)
 
 
 def _gru_case(rng: np.random.Generator) -> CaseTemplate:
     t = _rnn_case(rng, 3, two_biases=True)
-    return CaseTemplate(t.arrays, t.config | {"gate_order": "rzn"}, "x")
+    return CaseTemplate(t.arrays, t.config | {"gate_order": "rzn"}, "x", t.params)
 
 
 def _birnn_case(rng: np.random.Generator) -> CaseTemplate:
@@ -236,7 +284,7 @@ def _birnn_case(rng: np.random.Generator) -> CaseTemplate:
     arrays = {"x": _n(rng, 2, 5, 3, scale=1.0)}
     for d in ("fw", "bw"):
         arrays |= {f"wx_{d}": _n(rng, 3, h), f"wh_{d}": _n(rng, h, h), f"b_{d}": _n(rng, h)}
-    return CaseTemplate(arrays, {"hidden": h, "merge": "concat"}, "x")
+    return CaseTemplate(arrays, {"hidden": h, "merge": "concat"}, "x", tuple(k for k in arrays if k != "x"))
 
 
 def _birnn_ref(case: Case) -> Outputs:
@@ -252,7 +300,8 @@ def _mha_case(rng: np.random.Generator) -> CaseTemplate:
     for name in ("q", "k", "v", "o"):
         arrays[f"w{name}"] = _n(rng, e, e)
         arrays[f"b{name}"] = _n(rng, e, scale=0.1)
-    return CaseTemplate(arrays, {"heads": 2, "embed_dim": e}, "q")
+    params = tuple(f"{kind}{name}" for kind in ("w", "b") for name in ("q", "k", "v", "o"))
+    return CaseTemplate(arrays, {"heads": 2, "embed_dim": e}, "q", params)
 
 
 def _mha_ref(case: Case) -> Outputs:
@@ -267,7 +316,8 @@ def _hsm_case(rng: np.random.Generator) -> CaseTemplate:
         "x": _n(rng, 4, d, scale=1.0), "targets": np.array([0, 3, 5, 7], dtype=np.int64),
         "w_cluster": _n(rng, d, k), "b_cluster": _n(rng, k), "w_word": _n(rng, k, d, s), "b_word": _n(rng, k, s),
     }
-    return CaseTemplate(arrays, {"vocab": k * s, "clusters": k, "cluster_size": s}, "x")
+    return CaseTemplate(arrays, {"vocab": k * s, "clusters": k, "cluster_size": s}, "x",
+                        ("w_cluster", "b_cluster", "w_word", "b_word"))
 
 
 def _adaptive_case(rng: np.random.Generator) -> CaseTemplate:
@@ -276,7 +326,8 @@ def _adaptive_case(rng: np.random.Generator) -> CaseTemplate:
         "x": _n(rng, 4, d, scale=1.0), "targets": np.array([0, 3, 5, 7], dtype=np.int64),
         "w_head": _n(rng, d, cutoff + 1), "b_head": _n(rng, cutoff + 1), "w_proj": _n(rng, d, d), "w_tail": _n(rng, d, tail),
     }
-    return CaseTemplate(arrays, {"vocab": cutoff + tail, "cutoffs": [cutoff], "div_value": 1.0}, "x")
+    return CaseTemplate(arrays, {"vocab": cutoff + tail, "cutoffs": [cutoff], "div_value": 1.0}, "x",
+                        ("w_head", "b_head", "w_proj", "w_tail"))
 
 
 # A fixed, unbalanced binary tree over 8 classes with 7 internal nodes (0 is the root), so paths have 2 to 4 nodes:
@@ -296,7 +347,7 @@ def _hsigmoid_case(rng: np.random.Generator) -> CaseTemplate:
         "w_nodes": _n(rng, int(nodes), d), "b_nodes": _n(rng, int(nodes)),
         "path_table": HSIGMOID_PATH_TABLE.copy(), "path_code": HSIGMOID_PATH_CODE.copy(),
     }
-    return CaseTemplate(arrays, {"vocab": HSIGMOID_PATH_TABLE.shape[0], "nodes": int(nodes)}, "x")
+    return CaseTemplate(arrays, {"vocab": HSIGMOID_PATH_TABLE.shape[0], "nodes": int(nodes)}, "x", ("w_nodes", "b_nodes"))
 
 
 def _ctc_case(rng: np.random.Generator) -> CaseTemplate:
@@ -359,8 +410,9 @@ OPS: tuple[OpSpec, ...] = (
            _dense_case, {"default": _r(nn.dense, "x", "w", "b")}),
     OpSpec(2, "conv1d", "Conv1D", "layer", "x (N, C, L), W (O, C, K), stride 1, zero padding 2, dilation 2",
            _conv1d_case, {"default": _convnd_ref}),
-    OpSpec(3, "conv2d", "Conv2D", "layer", "x (N, C, H, W), W (O, C, kH, kW), stride 2, no padding",
-           _conv2d_case, {"default": _convnd_ref}),
+    OpSpec(3, "conv2d", "Conv2D", "layer", "x (N, C, H, W), W (O, C, kH, kW), stride 2, no padding; and zero padding 1",
+           _conv2d_case, {"default": _convnd_ref},
+           extra_cases=(ExtraCase("padded", "stride 2, zero padding 1 on a 7x7 input", _conv2d_padded_case),)),
     OpSpec(4, "conv3d", "Conv3D", "layer", "x (N, C, D, H, W), W (O, C, kD, kH, kW), stride 1, zero padding 1",
            _conv3d_case, {"default": _convnd_ref}),
     OpSpec(5, "conv_transpose2d", "Transposed Conv2D", "layer",
@@ -369,8 +421,11 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec(6, "separable_conv2d", "Depthwise-separable Conv2D", "layer",
            "depthwise W (C, 1, 3, 3) with padding 1 and no bias, then pointwise W (O, C, 1, 1) with bias",
            _sepconv_case, {"default": _sepconv_ref}),
-    OpSpec(7, "max_pool2d", "Max pooling 2D", "layer", "kernel 2, stride 2, no padding",
-           lambda rng: _image_case(rng, (2, 3, 6, 6), kernel=2, stride=2), {"default": _r(nn.max_pool2d, "x")}),
+    OpSpec(7, "max_pool2d", "Max pooling 2D", "layer",
+           "kernel 2, stride 2, no padding; and kernel 3, stride 2, padding 1 (padded cells never win)",
+           lambda rng: _image_case(rng, (2, 3, 6, 6), kernel=2, stride=2), {"default": _r(nn.max_pool2d, "x")},
+           extra_cases=(ExtraCase("padded", "kernel 3, stride 2, padding 1 on a 7x7 input of mixed signs",
+                                  lambda rng: _image_case(rng, (2, 3, 7, 7), kernel=3, stride=2, padding=1)),)),
     OpSpec(8, "avg_pool2d", "Average pooling 2D", "layer",
            "kernel 3, stride 1, zero padding 1; border divisor counts the padded cells or only the real ones",
            lambda rng: _image_case(rng, (2, 3, 6, 6), kernel=3, stride=1, padding=1),
@@ -385,10 +440,12 @@ OPS: tuple[OpSpec, ...] = (
            "(biased variance); the gradient is taken through y_train",
            _batchnorm_case, {"default": _batchnorm_ref}, grad_of=("y_train",), outputs=("y_train", "y_eval")),
     OpSpec(12, "layer_norm", "Layer normalisation", "layer", "normalised over the last axis, eps 1e-5, affine",
-           lambda rng: CaseTemplate({"x": _n(rng, 2, 4, 6, scale=1.0), "gamma": _u(rng, 6), "beta": _n(rng, 6)}, {"eps": 1e-5}, "x"),
+           lambda rng: CaseTemplate({"x": _n(rng, 2, 4, 6, scale=1.0), "gamma": _u(rng, 6), "beta": _n(rng, 6)}, {"eps": 1e-5}, "x",
+                                    ("gamma", "beta")),
            {"default": _r(nn.layer_norm, "x", "gamma", "beta")}),
     OpSpec(13, "group_norm", "Group normalisation", "layer", "3 groups over 6 channels, eps 1e-5, per-channel affine",
-           lambda rng: CaseTemplate({"x": _n(rng, 2, 6, 4, 4, scale=1.0), "gamma": _u(rng, 6), "beta": _n(rng, 6)}, {"groups": 3, "eps": 1e-5}, "x"),
+           lambda rng: CaseTemplate({"x": _n(rng, 2, 6, 4, 4, scale=1.0), "gamma": _u(rng, 6), "beta": _n(rng, 6)},
+                                    {"groups": 3, "eps": 1e-5}, "x", ("gamma", "beta")),
            {"default": _r(nn.group_norm, "x", "gamma", "beta")}),
     OpSpec(14, "local_response_norm", "Local response normalisation", "layer",
            "across channels, size 3, alpha 0.5 (divided by size, Caffe convention), beta 0.75, k 2",
@@ -423,7 +480,7 @@ OPS: tuple[OpSpec, ...] = (
            "batch first, 2 heads, embed 8, projections x W + b with W (E, E), no mask; gradient w.r.t. the query",
            _mha_case, {"default": _mha_ref}),
     OpSpec(22, "prelu", "PReLU", "layer", "one learned slope per channel (axis 1)",
-           lambda rng: CaseTemplate({"x": _n(rng, 2, 3, 4, 4, scale=1.0), "alpha": _u(rng, 3, low=0.05, high=0.5)}, {}, "x"),
+           lambda rng: CaseTemplate({"x": _n(rng, 2, 3, 4, 4, scale=1.0), "alpha": _u(rng, 3, low=0.05, high=0.5)}, {}, "x", ("alpha",)),
            {"default": _r(nn.prelu, "x", "alpha")}),
     OpSpec(23, "hierarchical_softmax", "Hierarchical softmax", "loss",
            "two-level class-based softmax over 8 words in 2 clusters of 4: log p(w) = log p(cluster) + log p(w | cluster)",
@@ -449,12 +506,21 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec(27, "nesterov", "Nesterov momentum", "optimizer", f"lr 0.1, momentum 0.9, Nesterov; {_OPT_NOTE}",
            _optim_case(lr=0.1, mu=0.9), {"default": _optim(opt.momentum, nesterov=True)}, grad_of=(), rtol=1e-5, atol=1e-6, outputs=("w",)),
     OpSpec(28, "adagrad", "Adagrad", "optimizer",
-           f"lr 0.1, eps 0.1 (large on purpose, to tell its placement), initial accumulator 0; {_OPT_NOTE}",
-           _optim_case(lr=0.1, eps=0.1),
+           f"lr 0.1, eps 0.1 (large on purpose, to tell its placement), initial accumulator 0; and a case with "
+           f"initial accumulator 0.1 and eps 0.01, so neither can stand in for the other; {_OPT_NOTE}",
+           _optim_case(lr=0.1, eps=0.1, initial_accumulator=0.0),
            {"eps_outside_sqrt": _optim(opt.adagrad, eps_inside_sqrt=False), "eps_inside_sqrt": _optim(opt.adagrad, eps_inside_sqrt=True)},
-           grad_of=(), rtol=1e-5, atol=1e-6, outputs=("w",)),
-    OpSpec(29, "adadelta", "Adadelta", "optimizer", f"lr 1.0, rho 0.9, eps 0.01; {_OPT_NOTE}",
-           _optim_case(lr=1.0, rho=0.9, eps=0.01), {"default": _optim(opt.adadelta)}, grad_of=(), rtol=1e-5, atol=1e-6, outputs=("w",)),
+           grad_of=(), rtol=1e-5, atol=1e-6, outputs=("w",),
+           extra_cases=(ExtraCase("accumulator", "lr 0.1, eps 0.01, initial accumulator 0.1",
+                                  _optim_case(lr=0.1, eps=0.01, initial_accumulator=0.1)),)),
+    OpSpec(29, "adadelta", "Adadelta", "optimizer",
+           f"lr 1.0, rho 0.9, eps 0.01; and lr 0.5, which tells whether the learning rate enters the accumulated "
+           f"update; {_OPT_NOTE}",
+           _optim_case(lr=1.0, rho=0.9, eps=0.01),
+           {"lr_scales_step": _optim(opt.adadelta, lr_in_accumulator=False),
+            "lr_in_accumulator": _optim(opt.adadelta, lr_in_accumulator=True)},
+           grad_of=(), rtol=1e-5, atol=1e-6, outputs=("w",),
+           extra_cases=(ExtraCase("learning_rate", "lr 0.5, rho 0.9, eps 0.01", _optim_case(lr=0.5, rho=0.9, eps=0.01)),)),
     OpSpec(30, "rmsprop", "RMSprop", "optimizer",
            f"lr 0.01, rho 0.9, eps 0.1 (large on purpose), no momentum, not centred; {_OPT_NOTE}",
            _optim_case(lr=0.01, rho=0.9, eps=0.1),

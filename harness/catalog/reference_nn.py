@@ -95,8 +95,11 @@ def conv_transpose2d(x: Array, w: Array, b: Array | None, stride: int, padding: 
     return full
 
 
-def max_pool2d(x: Array, kernel: int, stride: int) -> Array:
+def max_pool2d(x: Array, kernel: int, stride: int, padding: int = 0) -> Array:
+    """Max pooling; padded cells never win (they count as -inf), as every framework's max pooling defines it."""
     x = _f64(x)
+    if padding:
+        x = np.pad(x, [(0, 0), (0, 0), (padding, padding), (padding, padding)], constant_values=-np.inf)
     n, c, h, w = x.shape
     oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
     out = np.full((n, c, oh, ow), -np.inf)

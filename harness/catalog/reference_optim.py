@@ -37,9 +37,10 @@ def momentum(w: Array, grads: Array, lr: float, mu: float, nesterov: bool) -> Ar
     return np.stack(out)
 
 
-def adagrad(w: Array, grads: Array, lr: float, eps: float, eps_inside_sqrt: bool) -> Array:
+def adagrad(w: Array, grads: Array, lr: float, eps: float, eps_inside_sqrt: bool, initial_accumulator: float = 0.0) -> Array:
+    """acc = initial + sum of g^2 so far; w -= lr g / denom(acc), epsilon inside or outside the square root."""
     w = np.asarray(w, np.float64).copy()
-    acc = np.zeros_like(w)
+    acc = np.full_like(w, initial_accumulator)
     out = []
     for g in np.asarray(grads, np.float64):
         acc = acc + g * g
@@ -49,7 +50,10 @@ def adagrad(w: Array, grads: Array, lr: float, eps: float, eps_inside_sqrt: bool
     return np.stack(out)
 
 
-def adadelta(w: Array, grads: Array, lr: float, rho: float, eps: float) -> Array:
+def adadelta(w: Array, grads: Array, lr: float, rho: float, eps: float, lr_in_accumulator: bool = False) -> Array:
+    """Adadelta (Zeiler 2012) with a learning rate. The paper has none (lr 1); frameworks that add one scale the
+    applied step by it and accumulate the unscaled delta (lr_in_accumulator False), or accumulate the scaled step
+    (True). With lr 1 the two agree, so only a case with lr != 1 tells which one a framework follows."""
     w = np.asarray(w, np.float64).copy()
     acc_g = np.zeros_like(w)
     acc_d = np.zeros_like(w)
@@ -57,8 +61,9 @@ def adadelta(w: Array, grads: Array, lr: float, rho: float, eps: float) -> Array
     for g in np.asarray(grads, np.float64):
         acc_g = rho * acc_g + (1 - rho) * g * g
         delta = np.sqrt(acc_d + eps) / np.sqrt(acc_g + eps) * g
-        acc_d = rho * acc_d + (1 - rho) * delta * delta
-        w = w - lr * delta
+        step = lr * delta
+        acc_d = rho * acc_d + (1 - rho) * (step * step if lr_in_accumulator else delta * delta)
+        w = w - step
         out.append(w)
     return np.stack(out)
 

@@ -27,12 +27,20 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
 }
 
 
+#: the first step of every workload is checked against its float64 reference before anything is timed:
+LOSS_RTOL = 1e-4  # |loss - reference| / |reference|
+UPDATE_RTOL = 1e-3  # per parameter: |(after - before) - reference update| / |reference update|, in norm
+OUTPUT_RTOL = 1e-4  # single-op workloads: |y - reference| / |reference|, in norm
+LEARNING_RATE = 0.01
+
+
 @dataclass(frozen=True)
 class WorkloadSpec:
     id: str
     name: str
     kind: str  # "op" (forward only) or "train" (forward, backward, SGD update)
     description: str
+    model: tuple[tuple[Any, ...], ...] = ()  # train: the layers, naming their parameters (reference_models runs it)
 
     def sizes(self, device: str) -> dict[str, int]:
         return SIZES[self.id]["cuda" if device.startswith("cuda") else "cpu"]
@@ -101,17 +109,37 @@ class WorkloadSpec:
     def describe(self, device: str) -> dict[str, Any]:
         return {"sizes": self.sizes(device), "param_count": self.param_count(device), "flops": self.flops(device)}
 
+    def parameters(self, device: str) -> list[str]:
+        """The trainable parameters' names (catalog names; a training workload's observe() returns each)."""
+        if self.kind != "train":
+            return []
+        return [k for k in self.arrays(device) if k not in ("x", "labels")]
+
+    def first_step(self, device: str) -> dict[str, Any]:
+        """The float64 reference of the first step: {'loss', <parameter after the SGD update>...} for a training
+        workload, {'y'} for a single op."""
+        from harness.catalog import reference_models
+
+        arrays = self.arrays(device)
+        if self.kind == "train":
+            return reference_models.first_training_step(self.model, arrays, LEARNING_RATE)
+        return reference_models.single_op(self.id, arrays)
+
 
 WORKLOADS: tuple[WorkloadSpec, ...] = (
     WorkloadSpec("gemm", "GEMM", "op", "C = A B, float32"),
     WorkloadSpec("conv2d", "Conv2D forward", "op", "3x3 convolution, stride 1, padding 1, no bias, NCHW data"),
     WorkloadSpec("mlp_train", "MLP training step", "train",
-                 "784-h-h-10 with ReLU, softmax cross-entropy (mean), one SGD step at lr 0.01"),
+                 "784-h-h-10 with ReLU, softmax cross-entropy (mean), one SGD step at lr 0.01",
+                 (("dense", "w1", "b1"), ("relu",), ("dense", "w2", "b2"), ("relu",), ("dense", "w3", "b3"))),
     WorkloadSpec("cnn_train", "Small CNN training step", "train",
-                 "conv3x3(c1)-ReLU-maxpool2-conv3x3(c2)-ReLU-maxpool2-flatten(NCHW order)-dense, cross-entropy, SGD 0.01"),
+                 "conv3x3(c1)-ReLU-maxpool2-conv3x3(c2)-ReLU-maxpool2-flatten(NCHW order)-dense, cross-entropy, SGD 0.01",
+                 (("conv2d", "conv1_w", "conv1_b", 1), ("relu",), ("maxpool2",), ("conv2d", "conv2_w", "conv2_b", 1),
+                  ("relu",), ("maxpool2",), ("flatten",), ("dense", "fc_w", "fc_b"))),
     WorkloadSpec("lstm_train", "LSTM training step", "train",
                  "one LSTM layer without biases (frameworks keep one or two bias vectors, so none keeps the "
-                 "parameter count equal), gates i,f,g,o; last hidden state -> dense; cross-entropy, SGD 0.01"),
+                 "parameter count equal), gates i,f,g,o; last hidden state -> dense; cross-entropy, SGD 0.01",
+                 (("lstm_last", "wx", "wh"), ("dense", "fc_w", "fc_b"))),
 )
 
 WORKLOADS_BY_ID = {w.id: w for w in WORKLOADS}

@@ -1,7 +1,11 @@
 """Graph probes: how a framework builds its computation graph, decided by what runs.
 
-- define_by_run: the catalog's `control_flow` program (a Python while/if on computed values) run eagerly, with its
-  gradient, on two inputs that take different paths. Right values and gradients with no compile step = dynamic.
+- define_by_run: the catalog's `concrete_read` program (a Python while on computed values, then a concrete number
+  read in the middle of the computation and used in Python to pick a factor and a branch) run through the
+  adapter's eager gradient, twice on each of two inputs that take different paths. Dynamic = the Python ran on every
+  call, the number read was a real Python number equal to the reference's, and value and gradient agree. A
+  framework that traces inside its gradient call cannot read the number (a tracer is not a float) or does not run
+  the Python again (a cached trace), so it does not score as dynamic.
 - compiled: the control-flow-free `static_mlp` through each of the framework's compile paths: compile time (first
   call minus a steady call), agreement, then a new input shape (recompiled, reused, or failed).
 - compiled_control_flow: `control_flow` through each compile path: does the compiler take value-dependent Python
@@ -52,23 +56,59 @@ def _timed(call: Callable[[], tuple[float, Any]]) -> tuple[float, Any, float]:
 
 
 def _define_by_run(adapter: Adapter) -> Outcome:
+    """The concrete_read program through the adapter's eager gradient, twice per input. Dynamic means: each call
+    ran the Python (the program noted a value each time), the value read in the middle was a real Python number
+    equal to the reference's, and the value and gradient agree with the reference."""
     results = []
     for inp in g.control_flow_inputs():
-        value, grad, first = _timed(partial(adapter.value_and_grad, g.control_flow, inp.args))
-        _, _, second = _timed(partial(adapter.value_and_grad, g.control_flow, inp.args))
-        check = _check(value, grad, inp.args, g.control_flow)
-        results.append({"input": inp.label, "first_call_s": first, "second_call_s": second, **check})
-    data = {"program": "control_flow", "mode": "eager", "inputs": results, "notes": adapter.graph_notes()}
+        ref_seen: list[Any] = []
+        ref_value, ref_grad = g.reference_value_and_grad(lambda F, x: g.concrete_read(F, x, ref_seen), inp.args)
+        expected_read = ref_seen[0]
+        seen: list[Any] = []
+        entry: dict[str, Any] = {"input": inp.label, "expected_read": expected_read}
+        try:
+            value, grad, first = _timed(partial(adapter.value_and_grad, lambda F, x: g.concrete_read(F, x, seen), inp.args))
+            after_first = len(seen)
+            _, _, second = _timed(partial(adapter.value_and_grad, lambda F, x: g.concrete_read(F, x, seen), inp.args))
+        except Exception as exc:
+            entry.update(ok=False, problem=f"the program cannot run eagerly with its gradient: {_short(exc)}", reads=_reads(seen))
+            results.append(entry)
+            continue
+        runs = [after_first, len(seen) - after_first]
+        v = agree(np.asarray(value, dtype=np.float64).reshape(()), np.asarray(ref_value), g.GRAPH_RTOL, g.GRAPH_ATOL)
+        d = agree(grad, ref_grad, g.GRAPH_RTOL, g.GRAPH_ATOL)
+        reads_ok = bool(seen) and all(_is_number(r) and abs(float(r) - expected_read) <= 1e-5 * max(1.0, abs(expected_read)) for r in seen)
+        problems = []
+        if min(runs) < 1:
+            problems.append(f"the Python ran {runs[0]} and {runs[1]} times in two calls: the gradient call replays a trace")
+        if not reads_ok:
+            problems.append(f"the value read mid-computation was {_reads(seen)}, not the Python number {expected_read:.6g}")
+        if not v.ok or not d.ok:
+            problems.append(f"value/gradient disagree with the reference ({v.problem or d.problem})")
+        entry.update(ok=not problems, problem="; ".join(problems), executions_per_call=runs, reads=_reads(seen),
+                     first_call_s=first, second_call_s=second, value=v.as_dict(), grad=d.as_dict())
+        results.append(entry)
+    data = {"program": "concrete_read", "mode": "eager", "inputs": results, "notes": adapter.graph_notes(),
+            "rule": "dynamic = every call runs the Python, reads a concrete number mid-computation, branches on it, "
+                    "and the gradient through it agrees with the reference"}
     if all(r["ok"] for r in results):
         return Outcome(Status.OK, "", data)
     bad = next(r for r in results if not r["ok"])
-    return Outcome(Status.FAILED, f"eager run of {bad['input']} disagrees with the reference", data)
+    return Outcome(Status.FAILED, f"{bad['input']}: {bad['problem']}"[:900], data)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (float, int)) and not isinstance(value, bool)
+
+
+def _reads(seen: list[Any]) -> list[Any]:
+    return [float(r) if _is_number(r) else f"<{type(r).__module__}.{type(r).__name__}>" for r in seen[:6]]
 
 
 def _per_path(adapter: Adapter, probe: Callable[[Adapter, str], dict[str, Any]], what: str) -> Outcome:
     paths = adapter.compile_paths()
-    if not paths:
-        return Outcome(Status.UNSUPPORTED, f"{adapter.name} offers no compile or symbolic-graph path", {"paths": {}})
+    if not paths:  # the framework's gap only with the evidence of what was looked up; otherwise the adapter's
+        raise Unsupported(f"{adapter.name} offers no compile or symbolic-graph path", looked_up=adapter.compile_path_lookups())
     results: dict[str, Any] = {}
     for path in paths:
         try:

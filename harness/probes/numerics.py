@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapter import Adapter
+from harness.adapter import Adapter, Unsupported
 from harness.catalog import numerics as cat
 from harness.probes import Context, Outcome
 from harness.probes.agreement import agree, to_array
@@ -22,8 +22,27 @@ from harness.results import Status, error_line
 NUMERICS_PROBES = ("coverage", "interop")
 
 
+def numpy_itself(api: Any) -> str | None:
+    """Why the framework's array namespace is NumPy's own (so NumPy's score would be credited to it), or None."""
+    module = getattr(api.namespace, "__name__", "") or getattr(type(api.namespace), "__module__", "")
+    if module == "numpy" or module.startswith("numpy."):
+        return f"{api.name}'s array namespace is NumPy itself ({module})"
+    try:
+        sample = api.from_numpy(np.ones(2, np.float32))
+    except Exception:
+        return None
+    if type(sample) is np.ndarray:
+        return f"{api.name}'s arrays are plain numpy.ndarray on this device (from_numpy returns one)"
+    return None
+
+
 def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
     api = adapter.array_api()
+    same = numpy_itself(api)
+    if same is not None:
+        # measuring NumPy and crediting the framework with it would say nothing about the framework
+        raise Unsupported(f"{same}: the NumPy sample would measure NumPy, not {adapter.name}; not measured",
+                          looked_up=[f"{api.name} array namespace on {ctx.device}"])
     if name == "coverage":
         return _coverage(api)
     if name == "interop":

@@ -1,4 +1,5 @@
-"""ONNX probes.
+"""ONNX probes. Whether the exporter or importer is built in is decided by the harness, by one rule for every
+framework (harness.probes.provenance): which installed distributions' code ran during the conversion.
 
 export/<model>: the framework builds the catalog model from its weights and exports it with its own exporter (or
 the converter its adapter names); the file must pass onnx.checker and, run in onnxruntime, agree with the
@@ -15,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.adapter import Adapter, Unsupported
+from harness.adapter import Adapter, NotMapped, Unsupported
 from harness.catalog.onnx_models import DEFAULT_OPSET, EXPORT_ATOL, FALLBACK_OPSET, MODELS_BY_ID, build_onnx
 from harness.probes import Context, Outcome
 from harness.probes.agreement import agree
+from harness.probes.provenance import classify, watch
 from harness.results import Status, error_line
 
 
@@ -52,10 +54,11 @@ def _export(adapter: Adapter, model: Any, path: Path) -> Outcome:
     import onnx
 
     x = model.sample_input()
-    result = adapter.onnx_export(model, str(path), None)
+    result, ran = watch(lambda: adapter.onnx_export(model, str(path), None))
+    where = classify(ran, [adapter.distribution])
     data: dict[str, Any] = {
         "model": model.id, "exporter": result.exporter, "exporter_version": result.exporter_version,
-        "builtin": result.builtin, "requested_opset": result.opset, "notes": result.notes,
+        "builtin": where["builtin"], "provenance": where, "requested_opset": result.opset, "notes": result.notes,
     }
     if not path.exists():
         return Outcome(Status.FAILED, f"{result.exporter} wrote no file", data)
@@ -93,19 +96,20 @@ def _import(adapter: Adapter, model: Any, scratch: Path) -> Outcome:
         attempt: dict[str, Any] = {"opset": opset}
         attempts.append(attempt)
         try:
-            imported = adapter.onnx_import(str(path))
-        except Unsupported:
+            imported, ran = watch(lambda: adapter.onnx_import(str(path)))
+        except (Unsupported, NotMapped):
             raise
         except Exception as exc:
             attempt.update(outcome="import failed", error=_short(exc))
             continue
-        data.update(importer=imported.importer, importer_version=imported.importer_version,
-                    builtin=imported.builtin, notes=imported.notes)
         try:
-            y = imported.run(x)
+            y, ran_too = watch(lambda: imported.run(x))
         except Exception as exc:
             attempt.update(outcome="run failed", error=_short(exc))
             continue
+        where = classify(ran | ran_too, [adapter.distribution])
+        data.update(importer=imported.importer, importer_version=imported.importer_version,
+                    builtin=where["builtin"], provenance=where, notes=imported.notes)
         agreement = agree(y, expected, 0.0, EXPORT_ATOL)
         attempt.update(outcome="agrees" if agreement.ok else "disagrees", agreement=agreement.as_dict(),
                        max_abs_err=agreement.max_abs_err)

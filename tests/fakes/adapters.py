@@ -28,8 +28,45 @@ def _note_execution(probe: str) -> None:
             fh.write(probe + "\n")
 
 
+class FakeArray:
+    """A framework's own array type, as far as the numerics probe can tell: it wraps NumPy but is not NumPy."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = np.asarray(data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.data.__dlpack_device__()
+
+
+class FakeNamespace:
+    """NumPy's functions, taking and returning FakeArray."""
+
+    __name__ = "fakearray"
+
+    def __getattr__(self, name: str) -> Any:
+        target = np
+        for part in name.split("."):
+            target = getattr(target, part)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            unwrap = [a.data if isinstance(a, FakeArray) else a for a in args]
+            out = target(*unwrap, **{k: (v.data if isinstance(v, FakeArray) else v) for k, v in kwargs.items()})
+            return FakeArray(out) if isinstance(out, np.ndarray) else out
+
+        return call
+
+
 class NumpyAdapter(Adapter):
-    """Correct on what it implements: dense, SGD, momentum, the eager graph probe and GEMM."""
+    """Correct on what it implements: dense, SGD, momentum, the eager graph probe, GEMM and the MLP training step
+    (eager and a 'compiled' path that counts its traces)."""
 
     name = "fake_numpy"
     distribution = "numpy"
@@ -38,9 +75,10 @@ class NumpyAdapter(Adapter):
         return distribution_versions("numpy")
 
     def op_dense(self) -> OpImpl:
-        def run(c: Case) -> dict[str, np.ndarray]:
+        def run(c: Case) -> dict[str, Any]:
             x, w, b = (c.arrays[k].astype(np.float64) for k in ("x", "w", "b"))
-            return {"y": x @ w + b, "grad": c.cotangents["y"] @ w.T}
+            dy = c.cotangents["y"].astype(np.float64)
+            return {"y": x @ w + b, "grads": {"x": dy @ w.T, "w": x.T @ dy, "b": dy.sum(axis=0)}}
 
         return OpImpl("native", "numpy.matmul", run)
 
@@ -67,7 +105,7 @@ class NumpyAdapter(Adapter):
         return graphs.reference_value_and_grad(fn, args)
 
     def array_api(self) -> ArrayAPI:
-        return ArrayAPI("numpy", np, np.asarray, np.asarray, np.from_dlpack)
+        return ArrayAPI("fake", FakeNamespace(), FakeArray, np.asarray, None)
 
     def allreduce(self, rank: int, world: int, host: str, port: int, value: np.ndarray) -> AllReduceResult:
         """Rendezvous through files named after the port: enough to exercise the probe's two processes."""
@@ -82,10 +120,149 @@ class NumpyAdapter(Adapter):
         return AllReduceResult("files (fake)", True, total)
 
     def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
-        if spec.id != "gemm" or mode != "eager":
-            return super().workload(spec, arrays, mode)
-        a, b = arrays["a"][:64, :64], arrays["b"][:64, :64]
-        return Workload(lambda: a @ b, lambda: None, 0, None, ["fake: a 64x64 slice"])
+        if spec.id == "gemm" and mode == "eager":
+            a, b = arrays["a"], arrays["b"]
+            return Workload(lambda: a @ b, lambda: None, 0, None, observe=lambda y: {"y": y})
+        if spec.id == "mlp_train":
+            return self._mlp(spec, arrays, mode)
+        return super().workload(spec, arrays, mode)
+
+    def _mlp(self, spec: Any, arrays: dict[str, np.ndarray], mode: str, loss_factor: float = 1.0,
+             traces: Callable[[], int | None] | None = None) -> Workload:
+        """A float64 NumPy training step (the catalog's own reference math), optionally with a wrong loss."""
+        from harness.catalog import reference_models
+        from harness.catalog.workloads import LEARNING_RATE
+
+        state = {k: (v if k == "labels" else v.astype(np.float64)) for k, v in arrays.items()}
+        names = [k for k in arrays if k not in ("x", "labels")]
+
+        def step() -> float:
+            loss, grads = reference_models.forward_backward(spec.model, state)
+            for n in names:
+                state[n] = state[n] - LEARNING_RATE * grads[n]
+            return loss * loss_factor
+
+        compiled = mode == "compiled"
+        return Workload(step, lambda: None, int(sum(arrays[n].size for n in names)), "fake.compile" if compiled else None,
+                        observe=lambda loss: {"loss": loss, **{n: state[n] for n in names}},
+                        compile_scope="step" if compiled else None, traces=traces or (lambda: 1))
+
+
+class ReferenceAdapter(NumpyAdapter):
+    """Right on every op: outputs from the catalog's own float64 references, every gradient by central differences
+    of them, optimizers by the reference optimizers, dropout by its definition. The layers probe must pass it on all
+    32 ops and every case (else the probe, not a framework, is wrong); the wrong fakes below start from it."""
+
+    name = "fake_reference"
+
+    def op(self, op_id: str) -> OpImpl:
+        from harness.catalog import ops
+
+        spec = ops.get(op_id)
+        if op_id == "dropout":
+            return OpImpl("native", "numpy dropout", self._dropout)
+        return OpImpl("native", "reference", lambda c: self._reference_run(spec, c))
+
+    @staticmethod
+    def _reference_run(spec: Any, case: Case) -> dict[str, Any]:
+        ref = next(iter(spec.references.values()))
+        out: dict[str, Any] = dict(ref(case))
+        if case.grad_wrt is None:
+            return out
+        grads = {}
+        for name in case.wrt:
+            base = case.arrays[name].astype(np.float64)
+            g = np.zeros_like(base)
+            h = 1e-6
+            for idx in np.ndindex(base.shape):
+                up, down = base.copy(), base.copy()
+                up[idx] += h
+                down[idx] -= h
+                vals = []
+                for arr in (up, down):
+                    arrays = dict(case.arrays)
+                    arrays[name] = arr
+                    res = ref(Case(arrays, case.config, case.grad_wrt, case.cotangents, case.params, case.label))
+                    vals.append(sum(float(np.sum(res[k] * case.cotangents[k])) for k in case.cotangents))
+                g[idx] = (vals[0] - vals[1]) / (2 * h)
+            grads[name] = g
+        out["grads"] = grads
+        return out
+
+    @staticmethod
+    def _dropout(c: Case) -> dict[str, Any]:
+        x, p = c.arrays["x"].astype(np.float64), c.config["p"]
+        keep = np.random.default_rng(5).random(x.shape) >= p
+        return {"y_train": np.where(keep, x / (1 - p), 0.0), "y_eval": x,
+                "grads": {"x": np.where(keep, c.cotangents["y_train"] / (1 - p), 0.0)}}
+
+
+class OffByOnePercent(ReferenceAdapter):
+    """Right everywhere except one gradient of one op, scaled by 1.01: SHOWDOWN_FAKE_OFF='op:array'."""
+
+    name = "fake_off"
+
+    def __init__(self, device: str, off: str | None = None) -> None:
+        super().__init__(device)
+        self.off = off or os.environ.get("SHOWDOWN_FAKE_OFF", "dense:w")
+
+    def op(self, op_id: str) -> OpImpl:
+        impl = super().op(op_id)
+        target_op, _, target = self.off.partition(":")
+        if op_id != target_op:
+            return impl
+
+        def run(c: Case) -> dict[str, Any]:
+            out = impl.run(c)
+            out["grads"] = {k: (1.01 * v if k == target else v) for k, v in out["grads"].items()}
+            return out
+
+        return OpImpl(impl.kind, impl.api, run)
+
+
+class DropoutWithoutGradient(ReferenceAdapter):
+    name = "fake_dropout_nograd"
+
+    def op(self, op_id: str) -> OpImpl:
+        impl = super().op(op_id)
+        if op_id != "dropout":
+            return impl
+        return OpImpl(impl.kind, impl.api, lambda c: {k: v for k, v in impl.run(c).items() if k != "grads"})
+
+
+class WrongLossWorkload(NumpyAdapter):
+    """The MLP step computes the right update but reports a loss 1% off."""
+
+    name = "fake_wrong_loss"
+
+    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
+        return self._mlp(spec, arrays, mode, loss_factor=1.01)
+
+
+class NoGraphCompiled(NumpyAdapter):
+    """The 'compiled' MLP step is the eager one; its compile path reports that it traced nothing."""
+
+    name = "fake_no_graph"
+
+    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
+        return self._mlp(spec, arrays, mode, traces=lambda: 0)
+
+
+class TracingGradient(NumpyAdapter):
+    """An 'eager' gradient that traces: it runs the Python once per input shape, with a placeholder where a value
+    is read, and replays the recorded result afterwards (as a framework that traces inside its gradient call)."""
+
+    name = "fake_traced"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        self.cache: dict[Any, tuple[float, np.ndarray]] = {}
+
+    def value_and_grad(self, fn: Callable[..., Any], args: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
+        key = (tuple(args[0].shape), round(float(np.asarray(args[0]).ravel()[0]), 6))
+        if key not in self.cache:
+            self.cache[key] = graphs.reference_value_and_grad(fn, args)
+        return self.cache[key]
 
 
 class CrashAdapter(NumpyAdapter):
@@ -134,7 +311,7 @@ class GarbageAdapter(NumpyAdapter):
             print("}{ not json ]]", flush=True)
             os.write(1, b"\x00\xff raw bytes on fd 1\n")
             os.write(2, b"native noise on fd 2\n")
-            return {"y": "garbage", "grad": None}
+            return {"y": "garbage", "grads": None}
 
         return OpImpl("native", "garbage", run)
 
@@ -164,15 +341,17 @@ class SlowAdapter(NumpyAdapter):
 
     def op(self, op_id: str) -> OpImpl:
         def run(c: Case) -> dict[str, np.ndarray]:
-            time.sleep(float(os.environ.get("SHOWDOWN_FAKE_DELAY", "0.3")))
-            _note_execution(f"layers/{op_id}")
+            if c.label == "default":  # once per probe, however many cases the op has
+                time.sleep(float(os.environ.get("SHOWDOWN_FAKE_DELAY", "0.3")))
+                _note_execution(f"layers/{op_id}")
             return {}  # no outputs: recorded as failed, which is all this double needs
 
         return OpImpl("native", f"slow {op_id}", run)
 
 
 FAKES = {cls.name: cls for cls in (NumpyAdapter, CrashAdapter, ExitAdapter, HangAdapter, GarbageAdapter,
-                                    UnavailableAdapter, SlowAdapter)}
+                                    UnavailableAdapter, SlowAdapter, ReferenceAdapter, OffByOnePercent,
+                                    DropoutWithoutGradient, WrongLossWorkload, NoGraphCompiled, TracingGradient)}
 
 
 def register_all() -> None:
