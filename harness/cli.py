@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 
 from harness import __version__, registry
 from harness.results import STATUSES, ResultError, iter_result_files, load_document, validate_document
+from harness.runners.lock import FolderBusy
+from harness.runners.run import RunStorageError
 
 EXAMPLES = """\
 examples:
@@ -32,6 +36,29 @@ An interrupted run resumes where it stopped when started again with the same fra
 
 
 EXIT_SOME_FAILED = 3  # several frameworks were asked for and at least one could not run (the others did)
+EXIT_INVALID_INPUT = 1  # report/score/validate: some documents were skipped as unreadable or invalid (the rest used)
+EXIT_STORAGE = 74  # a result could not be written (disk full, permissions); what was saved stays valid
+EXIT_BUSY = 75  # another run holds the output folder; try again later (or --wait)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8G, 500M)")
+    value = float(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper())
+    if value < 64 * 1024 * 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small for a worker (at least 64M)")
+    return int(value)
 
 
 class UsageError(Exception):
@@ -70,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
     run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv (or image) first")
-    run.add_argument("--timeout", type=float, default=None, help="wall-clock limit per probe in seconds (default: per suite, 120-300)")
+    run.add_argument("--timeout", type=_positive_seconds, default=None,
+                     help="wall-clock limit per probe in seconds, > 0 (default: per suite, 120-300)")
     run.add_argument("--probe", action="append", default=None, help="run only this probe id (repeatable), e.g. layers/conv2d")
+    run.add_argument("--memory-limit", type=_size, default=None, metavar="SIZE",
+                     help="kill a worker whose resident memory goes over SIZE (e.g. 8G, 500M) and record the probe it "
+                          "was running; the docker runner gives the container this limit (default: none; docker 8G)")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run is writing into the same --out folder, wait for it instead of refusing")
     run.add_argument("--base-image", default=None,
                      help="docker runner: base image for a framework image that is not built yet "
                           "(default $SHOWDOWN_BASE_IMAGE or python:3.11-slim; `showdown images base` builds a local one)")
@@ -137,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return 2
+    except FolderBusy as exc:
+        print(f"showdown: error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except RunStorageError as exc:
+        print(f"showdown: error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
     except KeyboardInterrupt:
         print("showdown: interrupted; completed probes are saved, run the same command again to resume", file=sys.stderr)
         return 130
@@ -198,7 +237,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.probes import SUITES, plan
     from harness.runners import get_runner
 
-    names = list(registry.frameworks()) if args.framework == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
+    names = list(registry.frameworks()) if args.framework.strip() == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"no framework named in --framework {args.framework!r}; `showdown list` shows them, or use all")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"framework {twice[0]!r} named twice in --framework")
     infos = [registry.get(n) for n in names]
     _check_device(args.device)
     suites = _parse_suites(",".join(args.suite) if args.suite else ",".join(SUITES))
@@ -208,23 +252,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         bad = [p for p in args.probe if p not in known]
         if bad:
             raise UsageError(f"unknown probe {bad[0]!r}; `showdown list` shows ops and workloads (ids like layers/conv2d)")
+        repeated = sorted({p for p in args.probe if args.probe.count(p) > 1})
+        if repeated:
+            raise UsageError(f"probe {repeated[0]!r} given twice with --probe")
         probes = list(args.probe)
         suites = sorted({p.split("/", 1)[0] for p in probes}, key=SUITES.index)
+    if args.device.startswith("cuda"):
+        from harness.runners.base import host_cuda_devices
+
+        if not host_cuda_devices():
+            raise UsageError(f"--device {args.device}: this machine shows no CUDA device (nvidia-smi lists no GPU, no "
+                             "/dev/nvidiaN); nothing was built. Use --device cpu, or run on a machine with a GPU")
+    from harness.runners.run import check_output_folder
+
+    args.out = check_output_folder(args.out)  # before any environment is built
     timeouts = {s: args.timeout for s in SUITES} if args.timeout else {}
     runner = _runner(args, get_runner)
     con = _console()
     outcomes: list[tuple[str, str, str]] = []
-    for info in infos:
-        try:
-            result = _run_one(con, info, args, suites, probes, timeouts, runner)
-            doc = result.document
-            state = "complete" if doc["complete"] else "incomplete"
-            outcomes.append((info.name, state, str(result.path)))
-        except UsageError as exc:
-            if len(infos) == 1:
-                raise
-            con.print(f"[red]{info.name}: {exc}[/red]")
-            outcomes.append((info.name, "failed", str(exc)))
+    from harness.runners.lock import folder_lock
+
+    with folder_lock(args.out, wait=args.wait, say=lambda text: con.print(f"[dim]{text}[/dim]")):
+        for info in infos:
+            try:
+                result = _run_one(con, info, args, suites, probes, timeouts, runner)
+                doc = result.document
+                state = "complete" if doc["complete"] else "incomplete"
+                outcomes.append((info.name, state, str(result.path)))
+            except UsageError as exc:
+                if len(infos) == 1:
+                    raise
+                con.print(f"[red]{info.name}: {exc}[/red]")
+                outcomes.append((info.name, "failed", str(exc)))
     if len(infos) > 1:
         from rich.table import Table
 
@@ -259,7 +318,7 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
         recorded=lambda rec: progress.update(task, advance=1, description=f"{rec['probe']}: {rec['status']}"),
     )
     request = RunRequest(info, args.device, suites, args.out, runner, quick=args.quick, fresh=args.new,
-                         timeouts=timeouts, probes=probes)
+                         timeouts=timeouts, probes=probes, wait=args.wait, memory_limit_bytes=args.memory_limit)
     try:
         result = execute(request, hooks)
     except FrameworkUnavailable as exc:
@@ -330,7 +389,8 @@ def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
         from harness.runners.images import DockerUnavailable
 
         try:
-            return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env, flavour=args.flavour)
+            memory = {"memory": str(args.memory_limit)} if args.memory_limit else {}
+            return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env, flavour=args.flavour, **memory)
         except DockerUnavailable as exc:
             raise UsageError(str(exc)) from None
     return get_runner(args.runner)
@@ -380,26 +440,70 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ report
-def load_many(paths: Sequence[Path], newest_only: bool) -> list[dict[str, Any]]:
+class Loaded:
+    """Documents read for a report or scores, and the files skipped (with why), so the caller can exit non-zero."""
+
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+        self.skipped: list[str] = []
+        self.notes: list[str] = []
+
+
+def load_many(paths: Sequence[Path], newest_only: bool, loaded: Loaded | None = None) -> list[dict[str, Any]]:
+    """Every readable, schema-valid document (a bad one is skipped with a warning naming it and why); with
+    newest_only, one per framework and device: the newest complete document, else the newest (saying so)."""
+    loaded = loaded if loaded is not None else Loaded()
     files = iter_result_files(paths)
     if not files:
         raise UsageError(f"no result documents in {', '.join(map(str, paths))}")
-    docs = [load_document(f) for f in files]
+    for f in files:
+        try:
+            doc = load_document(f)
+            errors = validate_document(doc)
+        except ResultError as exc:
+            errors = [str(exc).removeprefix(f"{f}: ")]
+        if errors:
+            loaded.skipped.append(f"{f}: {errors[0]}" + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""))
+            continue
+        doc["_source"] = str(f)
+        loaded.docs.append(doc)
+    if not loaded.docs:
+        if len(loaded.skipped) == 1:
+            raise UsageError(loaded.skipped[0])
+        raise UsageError(f"no valid result documents in {', '.join(map(str, paths))}: {len(loaded.skipped)} skipped, "
+                         f"the first: {loaded.skipped[0]}")
+    for line in loaded.skipped:
+        print(f"showdown: warning: skipping {line}", file=sys.stderr)
     if not newest_only:
-        return docs
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in docs:
-        key = (d["framework"], d["device"])
-        if key not in newest or d["created_at"] > newest[key]["created_at"]:
-            newest[key] = d
-    return list(newest.values())
+        return loaded.docs
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in loaded.docs:
+        groups.setdefault((d["framework"], d["device"]), []).append(d)
+    chosen = []
+    for (fw, device), group in sorted(groups.items()):
+        group.sort(key=lambda d: d["created_at"], reverse=True)
+        complete = [d for d in group if d["complete"]]
+        pick = complete[0] if complete else group[0]
+        if pick is not group[0]:
+            note = (f"{fw} on {device}: using {Path(pick['_source']).name} (complete) rather than the newer, incomplete "
+                    f"{Path(group[0]['_source']).name}")
+            loaded.notes.append(note)
+            print(f"showdown: note: {note}", file=sys.stderr)
+        elif not pick["complete"]:
+            note = f"{fw} on {device}: only an incomplete document ({len(pick['records'])}/{len(pick['plan'])} probes): {Path(pick['_source']).name}"
+            loaded.notes.append(note)
+            print(f"showdown: note: {note}", file=sys.stderr)
+        chosen.append(pick)
+    return chosen
 
 
-def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str) -> tuple[list[dict[str, Any]], Any, Any]:
+def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Loaded) -> tuple[list[dict[str, Any]], Any, Any]:
     from harness.scoring import rubric as rb
     from harness.scoring.score import score
 
-    docs = load_many(paths, newest_only=newest_only)
+    docs = load_many(paths, newest_only=newest_only, loaded=loaded)
+    for d in docs:
+        d.pop("_source", None)
     try:
         rubric = rb.load(rubric_id)
     except rb.RubricError as exc:
@@ -416,29 +520,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.markdown import render
     from harness.scoring.score import latest_snapshot
 
-    docs, rubric, scores = _scored(args.paths, not args.all, args.rubric)
+    loaded = Loaded()
+    docs, rubric, scores = _scored(args.paths, not args.all, args.rubric, loaded)
     stamp = None if args.no_timestamp else _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     text = render(docs, generated=stamp, scores=scores, rubric=rubric)
+    status = EXIT_INVALID_INPUT if loaded.skipped else 0
     if args.out_dir is None:
         sys.stdout.write(text)
-        return 0
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "report.md").write_text(text)
-    scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
-    page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0])
-    (args.out_dir / "report.html").write_text(page)
-    print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({len(docs)} documents, rubric {rubric.id})")
-    return 0
+        return status
+    try:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
+        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0])
+        write_text_atomic(args.out_dir / "report.md", text)
+        write_text_atomic(args.out_dir / "report.html", page)
+    except OSError as exc:
+        raise UsageError(f"cannot write the report into {args.out_dir}: {exc.strerror or exc}") from None
+    print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({len(docs)} documents, rubric {rubric.id}"
+          + (f"; {len(loaded.skipped)} skipped" if loaded.skipped else "") + ")")
+    return status
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    _, rubric, scores = _scored(args.paths, True, args.rubric)
+    loaded = Loaded()
+    _, rubric, scores = _scored(args.paths, True, args.rubric, loaded)
+    status = EXIT_INVALID_INPUT if loaded.skipped else 0
     if args.json:
-        print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores]}, indent=1))
-        return 0
+        print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores],
+                          "skipped": loaded.skipped}, indent=1))
+        return status
     from rich.table import Table
 
     t = Table(title=f"{rubric.title} ({rubric.id} v{rubric.version})")
@@ -448,7 +561,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         t.add_row(s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
                   _fmt1(s.score_2018["overall"]) if s.score_2018 else "-")
     _console().print(t)
-    return 0
+    return status
 
 
 def cmd_activity(args: argparse.Namespace) -> int:
@@ -482,6 +595,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"ok      {f}")
     print(f"{len(files) - bad} valid, {bad} invalid")
     return 1 if bad else 0
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one step (a reader never sees half a report)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _fmt1(value: float | None) -> str:

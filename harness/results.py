@@ -248,12 +248,19 @@ def validate_document(doc: Any) -> list[str]:
 
 
 def iter_result_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Expand folders into the result documents they hold (skipping hidden work folders of runs in progress)."""
+    """Expand folders into the result documents they hold (skipping hidden files and the hidden work folders of runs
+    in progress). A folder that cannot be read is an error, never an empty result."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*.json")
-                              if not any(part.startswith(".") for part in q.relative_to(p).parts)))
+            def refuse(exc: OSError, where: Path = p) -> None:
+                raise ResultError(f"{exc.filename or where}: cannot read the folder ({exc.strerror or exc})")
+
+            found: list[Path] = []
+            for root, dirs, files in os.walk(p, onerror=refuse):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(Path(root) / f for f in files if f.endswith(".json") and not f.startswith("."))
+            out.extend(sorted(found))
         elif p.exists():
             out.append(p)
         else:
@@ -275,15 +282,24 @@ def unused_path(out_dir: Path, stem: str) -> Path:
     return candidate
 
 
-def find_resumable(out_dir: Path, framework: str, device: str, runner: str, catalog_version: str) -> Path | None:
-    """The newest incomplete document of the same framework, device, runner and catalog, if any."""
+def find_resumable(out_dir: Path, framework: str, device: str, runner: str, catalog_version: str,
+                   say: Any = None) -> Path | None:
+    """The newest incomplete document of the same framework, device, runner and catalog, if any. A document that
+    cannot be read or does not validate is never resumed into (`say` is told why)."""
     if not out_dir.is_dir():
         return None
     best: tuple[str, Path] | None = None
     for path in out_dir.glob(f"{framework}-{device}-*.json"):
         try:
             doc = load_document(path)
-        except ResultError:
+            errors = validate_document(doc)
+        except ResultError as exc:
+            if say:
+                say(f"not resuming {path.name}: {exc}")
+            continue
+        if errors:
+            if say:
+                say(f"not resuming {path.name}: it does not validate ({errors[0]})")
             continue
         if (
             not doc.get("complete")

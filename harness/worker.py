@@ -41,18 +41,27 @@ from harness.results import Status, error_line, make_record, now_iso, write_json
 
 
 def _watch_parent() -> None:
-    """Exit when the host closes our stdin (it died or gave up), so no orphan keeps running probes."""
+    """Exit when the host closes our stdin (it died or gave up), so no orphan keeps running probes.
+
+    The thread reads the raw file descriptor, not sys.stdin's buffered reader: a daemon thread blocked inside the
+    buffered reader holds its lock, and the interpreter aborts (SIGABRT) when it cannot take that lock at exit."""
+    try:
+        fd = os.dup(0)
+    except OSError:
+        return
+    if os.isatty(fd):
+        os.close(fd)
+        return
 
     def wait() -> None:
         try:
-            while sys.stdin.buffer.read(1):
+            while os.read(fd, 4096):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         os._exit(EXIT_ORPHANED)
 
-    if sys.stdin is not None and not sys.stdin.isatty():
-        threading.Thread(target=wait, daemon=True, name="parent-watch").start()
+    threading.Thread(target=wait, daemon=True, name="parent-watch").start()
 
 
 @contextlib.contextmanager

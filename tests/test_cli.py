@@ -50,7 +50,7 @@ def test_report_on_malformed_and_newer_files(tmp_path: Path, capsys: pytest.Capt
     assert cli.main(["report", str(bad)]) == 2
     assert "not valid JSON" in one_line_error(capsys)
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps(sample(schema_version=2)))
+    newer.write_text(json.dumps(sample(schema_version=99)))
     assert cli.main(["report", str(newer)]) == 2
     assert "upgrade showdown" in one_line_error(capsys)
     assert cli.main(["report", str(tmp_path / "missing")]) == 2

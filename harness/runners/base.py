@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness import safefs
 from harness.registry import SOURCE_ROOT, FrameworkInfo
 
 
@@ -19,7 +20,8 @@ class EnvironmentBuildError(Exception):
 
 
 class WorkerProcess(Protocol):
-    """A started worker, whatever runs it (a local process, a container): what the supervisor needs of it."""
+    """A started worker, whatever runs it (a local process, a container): what the supervisor needs of it.
+    A local one also has `pid` (its process group), which the supervisor's memory limit watches."""
 
     def poll(self) -> int | None:
         """None while running; else the exit status (negative: killed by that signal, as subprocess reports it)."""
@@ -37,11 +39,15 @@ class WorkerProcess(Protocol):
 class LocalProcess:
     """A worker as a child process in its own session (so its whole process group can be killed)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, log: str = "logs/worker.out") -> None:
+        safefs.make_dirs(workdir, str(Path(log).parent))
+        with safefs.open_append(workdir, log) as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, **env}, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -84,7 +90,25 @@ class Interpreter:
 
     def spawn(self, worker_args: list[str], workdir: Path) -> WorkerProcess:
         """Start `python -m harness.worker <worker_args>`; its own output goes to workdir/logs/worker.out."""
-        return LocalProcess([*self.argv, "-m", "harness.worker", *worker_args], self.env, workdir / "logs" / "worker.out")
+        return LocalProcess([*self.argv, "-m", "harness.worker", *worker_args], self.env, workdir)
+
+
+def host_cuda_devices() -> list[str]:
+    """The CUDA devices this machine shows, from the host side (nvidia-smi -L, else /dev/nvidiaN), without importing
+    any framework: checked before a multi-GB CUDA environment is built for nothing."""
+    import re
+    import shutil
+
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        gpus = [line.strip() for line in out.splitlines() if line.startswith("GPU ")]
+        if gpus:
+            return gpus
+    return sorted(p.name for p in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", p.name))
 
 
 def source_env() -> dict[str, str]:

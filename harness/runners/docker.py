@@ -1,8 +1,11 @@
 """The docker runner: the worker runs in the framework's image, through the Docker Engine API.
 
-The container has no network, runs as a non-root user on a read-only root file system with a writable /tmp, under
-CPU and memory limits; the run's work folder is its only writable mount, and records come back through it. GPUs
-are passed only when a CUDA device is asked for, and the engine must have the NVIDIA runtime for that.
+The container has no network, runs as a non-root user with every capability dropped and no-new-privileges, on a
+read-only root file system with a writable /tmp, under CPU (below the whole machine), memory and process-count
+limits; the run's work folder is its only writable mount, and records come back through it. The host never trusts
+what the container left there: it reads and writes that folder only through harness.safefs (no link is followed,
+nothing outside the folder is opened). GPUs are passed only when a CUDA device is asked for, and the engine must
+have the NVIDIA runtime for that.
 """
 
 from __future__ import annotations
@@ -14,19 +17,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import safefs
 from harness.registry import FrameworkInfo
 from harness.runners import images
 from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
 
 CONTAINER_WORKDIR = "/work"
 RUN_LABEL = "org.showdown.run"
+PIDS_LIMIT = 4096  # a compiler's worker pool fits; a fork bomb does not
+IN_CONTAINER_ENV = "SHOWDOWN_IN_CONTAINER"  # set by this runner; the worker's environment record reads it
+
+
+def default_cpus() -> float:
+    """Every core but one (at least one): a container never gets the whole machine."""
+    return float(max(1, (os.cpu_count() or 1) - 1))
 
 
 class ContainerProcess:
     """A worker in a container, seen the way the supervisor sees a local process."""
 
-    def __init__(self, container: Any, log: Path) -> None:
+    def __init__(self, container: Any, workdir: Path, log: str = "logs/worker.out") -> None:
         self.container = container
+        self.workdir = workdir
         self.log = log
         self.returncode: int | None = None
 
@@ -43,10 +55,9 @@ class ContainerProcess:
         self.returncode = -(code - 128) if code > 128 else code
         if oom and code == 137:
             self.returncode = -9
-        try:
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            with self.log.open("ab") as fh:
-                fh.write(self.container.logs(stdout=True, stderr=True)[-200_000:])
+        try:  # appended without following links: the container could have planted one at that path
+            safefs.make_dirs(self.workdir, str(Path(self.log).parent))
+            safefs.append(self.workdir, self.log, self.container.logs(stdout=True, stderr=True)[-200_000:])
         except Exception:
             pass
 
@@ -94,25 +105,17 @@ class DockerInterpreter(Interpreter):
         uid = os.getuid()
         user = "10001:10001" if uid == 0 else f"{uid}:{os.getgid()}"
         if uid == 0:
-            _open_to(workdir, 10001)
+            safefs.chown_tree(workdir, 10001, 10001)  # never through a link the container left
         requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.device.startswith("cuda") else None
         container = c.containers.run(
             self.image.id, command=worker_args, detach=True, init=True, user=user,
             network_mode="none", read_only=True, tmpfs={"/tmp": "rw,exec,nosuid,size=8g"},
             volumes={str(workdir.resolve()): {"bind": CONTAINER_WORKDIR, "mode": "rw"}},
-            nano_cpus=int(self.cpus * 1e9), mem_limit=self.memory, device_requests=requests,
-            labels={RUN_LABEL: str(os.getpid())}, environment={"HOME": "/tmp"},
+            nano_cpus=int(self.cpus * 1e9), mem_limit=self.memory, memswap_limit=self.memory, device_requests=requests,
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=PIDS_LIMIT,
+            labels={RUN_LABEL: str(os.getpid())}, environment={"HOME": "/tmp", IN_CONTAINER_ENV: "docker"},
         )
-        return ContainerProcess(container, workdir / "logs" / "worker.out")
-
-
-def _open_to(folder: Path, uid: int) -> None:
-    """Let the container's user write the work folder (the host stays owner of everything it made)."""
-    for path in [folder, *folder.rglob("*")]:
-        try:
-            os.chown(path, uid, uid)
-        except OSError:
-            pass
+        return ContainerProcess(container, workdir)
 
 
 def reap_orphans() -> None:
@@ -131,7 +134,7 @@ class DockerRunner(Runner):
                  flavour: str | None = None) -> None:
         self.base = base or os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE)
         self.flavour = flavour  # None: the device's own (cpu image for cpu, cuda image for cuda)
-        self.cpus = cpus or float(os.cpu_count() or 1)
+        self.cpus = min(cpus or default_cpus(), default_cpus())
         self.memory = memory
         self.rebuild = rebuild
 
@@ -158,5 +161,6 @@ class DockerRunner(Runner):
         image = c.images.get(tag)
         desc = {"name": "docker", "python": "/opt/venv/bin/python", "environment_path": tag,
                 "image": {**images.describe(image), "network": "none", "read_only_rootfs": True,
-                          "user": "non-root", "cpus": self.cpus, "memory": self.memory}}
+                          "user": "non-root", "cpus": self.cpus, "memory": self.memory, "capabilities": "none",
+                          "no_new_privileges": True, "pids_limit": PIDS_LIMIT}}
         return DockerInterpreter(image, device, self.cpus, self.memory, desc)

@@ -3,11 +3,14 @@ requirements and reused while they are unchanged (the folder name carries a hash
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.registry import FrameworkInfo, home
@@ -44,7 +47,9 @@ class VenvRunner(Runner):
         env = self.env_dir(info, device)
         py = env / "bin" / "python"
         if self.rebuild or not (env / READY).exists():
-            self._build(info, device, env, say)
+            with build_lock(env.parent, env.name, say):  # two runs must not build one environment at once
+                if self.rebuild or not (env / READY).exists():
+                    self._build(info, device, env, say)
         return Interpreter([str(py)], {**source_env(), **info.extra_env},
                            {"name": "venv", "python": str(py), "environment_path": str(env), "image": None})
 
@@ -75,12 +80,28 @@ class VenvRunner(Runner):
         prune_siblings(env)
 
 
+@contextmanager
+def build_lock(root: Path, name: str, say: Callable[[str], None]) -> Iterator[None]:
+    """An exclusive lock for building environment `name` under `root` (released when the process dies)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another process is building {name}; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def prune_siblings(keep: Path) -> None:
     """Remove older builds of the same framework and flavour (the pins changed, so their hash did)."""
     stem = keep.name.rsplit("-", 1)[0]
     for other in keep.parent.iterdir():
         name = other.name.removesuffix(".install.log")
-        if name != keep.name and name.rsplit("-", 1)[0] == stem:
+        if name != keep.name and not other.name.startswith(".") and name.rsplit("-", 1)[0] == stem:
             if other.is_dir():
                 shutil.rmtree(other, ignore_errors=True)
             else:
