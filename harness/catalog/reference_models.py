@@ -160,12 +160,15 @@ def forward_backward(model: Sequence[Layer], arrays: Mapping[str, Array]) -> tup
     return loss, grads
 
 
-def first_training_step(model: Sequence[Layer], arrays: Mapping[str, Array], lr: float) -> dict[str, Any]:
-    """{'loss': the loss at the initial parameters, <parameter>: its value after one SGD step}."""
-    loss, grads = forward_backward(model, arrays)
-    out: dict[str, Any] = {"loss": loss}
-    for name, g in grads.items():
-        out[name] = _f64(arrays[name]) - lr * g
+def training_steps(model: Sequence[Layer], arrays: Mapping[str, Array], lr: float, steps: int) -> list[dict[str, Any]]:
+    """For each of the first `steps` SGD steps: {'loss': the loss before the step, <parameter>: its value after}."""
+    state: dict[str, Any] = {k: (v if k == "labels" else _f64(v)) for k, v in arrays.items()}
+    out = []
+    for _ in range(steps):
+        loss, grads = forward_backward(model, state)
+        for name, g in grads.items():
+            state[name] = state[name] - lr * g
+        out.append({"loss": loss, **{name: state[name] for name in grads}})
     return out
 
 

@@ -29,8 +29,11 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
 
 #: the first step of every workload is checked against its float64 reference before anything is timed:
 LOSS_RTOL = 1e-4  # |loss - reference| / |reference|
-UPDATE_RTOL = 1e-3  # per parameter: |(after - before) - reference update| / |reference update|, in norm
+UPDATE_RTOL = 1e-3  # per parameter, in norm: |after - reference after| <= UPDATE_RTOL |reference update| + rounding
+PARAM_ROUNDING = 2.0**-22  # the rounding allowance: 2 float32 ulps of the parameter's norm (a float32 parameter
+#                            cannot hold an update smaller than that exactly)
 OUTPUT_RTOL = 1e-4  # single-op workloads: |y - reference| / |reference|, in norm
+CHECKED_STEPS = 2  # the first step, and the second: a compile path that traces on the first call replays on the next
 LEARNING_RATE = 0.01
 
 
@@ -115,15 +118,15 @@ class WorkloadSpec:
             return []
         return [k for k in self.arrays(device) if k not in ("x", "labels")]
 
-    def first_step(self, device: str) -> dict[str, Any]:
-        """The float64 reference of the first step: {'loss', <parameter after the SGD update>...} for a training
-        workload, {'y'} for a single op."""
+    def reference_steps(self, device: str) -> list[dict[str, Any]]:
+        """The float64 reference of the first CHECKED_STEPS steps: {'loss' (before the step), <parameter after the
+        SGD update>...} per step for a training workload; [{'y'}] (the same every step) for a single op."""
         from harness.catalog import reference_models
 
         arrays = self.arrays(device)
         if self.kind == "train":
-            return reference_models.first_training_step(self.model, arrays, LEARNING_RATE)
-        return reference_models.single_op(self.id, arrays)
+            return reference_models.training_steps(self.model, arrays, LEARNING_RATE, CHECKED_STEPS)
+        return [reference_models.single_op(self.id, arrays)] * CHECKED_STEPS
 
 
 WORKLOADS: tuple[WorkloadSpec, ...] = (

@@ -111,7 +111,7 @@ def prune_siblings(keep: Path) -> None:
 def pip_isolation(device: str) -> list[str]:
     """CUDA environments ignore the machine's pip configuration: a local CPU build of a framework (found through a
     configured --find-links folder, with a `+cpu` local version that satisfies `==X.Y.Z`) must never stand in for
-    the CUDA build. Their requirements file names its index itself."""
+    the CUDA build: --isolated ignores local configuration and uses pip's default index."""
     return ["--isolated"] if device.startswith("cuda") else []
 
 

@@ -20,7 +20,9 @@ def _records(doc: dict[str, Any], suite: str) -> dict[str, dict[str, Any]]:
 
 
 def ootb_ops(doc: dict[str, Any]) -> Criterion:
-    """Points out of 32: 1 per verified native op, 0.5 per verified composed op or variant."""
+    """Points out of 32: 1 per verified native op, 0.5 per verified composed op or variant. An op the adapter leaves
+    unmapped is the adapter's gap, not the framework's: while any is, the criterion is not determined (left out of
+    the mean, as the rubric does with what it cannot determine), never scored as if the framework lacked them."""
     recs = _records(doc, "layers")
     if not recs:
         return Criterion(None, "no layers records")
@@ -30,6 +32,10 @@ def ootb_ops(doc: dict[str, Any]) -> Criterion:
         key = r["data"].get("implementation", "?") if r["status"] == "ok" else r["status"]
         kinds[key] = kinds.get(key, 0) + 1
     detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    unmapped = sorted(k.split("/", 1)[1] for k, r in recs.items() if r["status"] == "unmapped")
+    if unmapped:
+        return Criterion(None, f"not determined: the adapter leaves {len(unmapped)} op(s) unmapped ({', '.join(unmapped)}); "
+                               f"{points:g} points from the {len(recs) - len(unmapped)} mapped ({detail})", sorted(recs))
     return Criterion(points, f"{points:g}/{OPS_TOTAL} ({detail})", sorted(recs))
 
 
@@ -52,6 +58,8 @@ def onnx_direction(doc: dict[str, Any], direction: str) -> Criterion:
     recs = {k: v for k, v in _records(doc, "onnx").items() if k.startswith(f"onnx/{direction}/")}
     if not recs:
         return Criterion(None, f"no ONNX {direction} records")
+    if any(r["status"] == "unmapped" for r in recs.values()):
+        return Criterion(None, f"not determined: the adapter maps no ONNX {direction}er", sorted(recs))
     passed = [r for r in recs.values() if r["status"] == "ok"]
     tools = sorted({f"{r['data'].get('exporter') or r['data'].get('importer')}" for r in passed})
     builtin = all(r["data"].get("builtin") for r in passed) if passed else False
@@ -59,7 +67,8 @@ def onnx_direction(doc: dict[str, Any], direction: str) -> Criterion:
         value = 2.0 if builtin else 1.0
     else:
         value = 0.0
-    where = "built in" if builtin else "separate package"
+    where = "built in" if builtin else "separate package: " + ", ".join(sorted({d for r in passed for d in
+                                                                               (r["data"].get("provenance") or {}).get("outside_the_framework", [])}) or "?")
     text = f"{len(passed)}/{len(recs)} models" + (f" via {', '.join(tools)} ({where})" if passed else "")
     return Criterion(value, text, sorted(recs))
 
@@ -68,7 +77,8 @@ def numerics_ease(doc: dict[str, Any]) -> Criterion:
     """Ease of use of the array namespace, 0-5: 5 x the share of the NumPy sample that agrees with NumPy."""
     rec = doc.get("records", {}).get("numerics/coverage")
     if rec is None or rec["status"] != "ok":
-        return Criterion(None, "no numerics coverage record" if rec is None else f"numerics coverage {rec['status']}")
+        why = "no numerics coverage record" if rec is None else f"not measured: numerics coverage {rec['status']}: {rec['reason'][:160]}"
+        return Criterion(None, why, [] if rec is None else ["numerics/coverage"])
     d = rec["data"]
     interop = doc["records"].get("numerics/interop", {}).get("data", {})
     zc = interop.get("zero_copy_both_ways")
@@ -88,6 +98,6 @@ def scalability(doc: dict[str, Any]) -> Criterion:
         builtin = rec["data"].get("builtin")
         return Criterion(2.0 if builtin else 1.0, f"two-process all-reduce via {rec['data'].get('api')}"
                          + (" (built in)" if builtin else " (third-party)"), ["scale/allreduce"])
-    if rec["status"] == "unsupported" and "implements no all-reduce" in rec["reason"]:
+    if rec["status"] == "unmapped":
         return Criterion(None, "not measured: the adapter implements no all-reduce", ["scale/allreduce"])
     return Criterion(0.0, f"all-reduce {rec['status']}: {rec['reason'][:120]}", ["scale/allreduce"])

@@ -107,12 +107,12 @@ def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping
         # numeric backend's activity, the 2018 third term, is not measured
         ease = measured.numerics_ease(dict(doc))
         maturity, src, note = _fact(facts, "numerics_maturity")
-        parts = [v for v in (ease.value, None if maturity is None else float(maturity)) if v is not None]
-        if not parts:
-            return CriterionScore(cid, None, None, "missing", ease.explanation)
-        origin = "measured" if ease.value is not None else "facts"
-        text = f"maturity {maturity if maturity is not None else 'unknown'} ({note}) + ease {ease.value} ({ease.explanation})"
-        return CriterionScore(cid, float(sum(parts)), None, origin, text, ease.evidence + src)
+        if ease.value is None or maturity is None:  # half a criterion is not the criterion: left out, not guessed
+            missing = "ease of use" if ease.value is None else "maturity"
+            return CriterionScore(cid, None, None, "missing", f"not determined: no {missing} ({ease.explanation})",
+                                  ease.evidence + src)
+        text = f"maturity {maturity} ({note}) + ease {ease.value} ({ease.explanation})"
+        return CriterionScore(cid, float(maturity) + float(ease.value), None, "measured", text, ease.evidence + src)
     if measure == "scalability":
         # measured by the scale suite where the adapter attempts it; otherwise the sourced fact
         c = measured.scalability(dict(doc))
@@ -138,6 +138,16 @@ def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping
     return CriterionScore(cid, c.value, None, "measured" if c.value is not None else "missing", c.explanation, c.evidence)
 
 
+def score_table(raw: Mapping[str, Mapping[str, float | None]], rubric: rb.Rubric) -> dict[str, dict[str, Any]]:
+    """The rubric's arithmetic on raw criterion values, for any set of frameworks: normalise every criterion,
+    average each category over its determined criteria, average the categories, cluster the overall scores into
+    tiers. {framework: {"normalised": {...}, "categories": {...}, "overall": x, "tier": t}}. The measured 2026
+    scores and the golden test of the 2018 table both go through this one function."""
+    normalised = rb.normalise(rubric, raw)
+    agg = rb.aggregate(rubric, normalised)
+    return {fw: {"normalised": normalised[fw], **agg[fw]} for fw in raw}
+
+
 def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path = FRAMEWORKS_DIR,
           snapshot: Mapping[str, Any] | None = None) -> list[FrameworkScore]:
     """Score the newest document of each framework (one device: the documents given)."""
@@ -155,19 +165,17 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
                 crit[cid] = _from_facts(cid, facts, snap.get(name, {}))
         rows[name] = crit
         device[name] = doc["device"]
-    normalised = rb.normalise(rubric, {fw: {cid: cs.raw for cid, cs in crit.items()} for fw, crit in rows.items()})
-    for fw, crit in rows.items():
-        for cid, cs in crit.items():
-            cs.normalised = normalised[fw][cid]
-    agg = rb.aggregate(rubric, normalised)
+    table = score_table({fw: {cid: cs.raw for cid, cs in crit.items()} for fw, crit in rows.items()}, rubric)
     past = scores_2018()
     out = []
     for fw, crit in rows.items():
+        for cid, cs in crit.items():
+            cs.normalised = table[fw]["normalised"][cid]
         old = past.get(NAMES_2018.get(fw, ""))
         score_2018 = None
         if old is not None:
             score_2018 = {"overall": float(old["overall_mean_of_categories"]), "snc": float(old["cat_snc"]),
                           "api": float(old["cat_api"]), "platform": float(old["cat_platform"]), "name": old["framework"]}
-        out.append(FrameworkScore(fw, device[fw], crit, agg[fw]["categories"], agg[fw]["overall"], agg[fw]["tier"], score_2018))
+        out.append(FrameworkScore(fw, device[fw], crit, table[fw]["categories"], table[fw]["overall"], table[fw]["tier"], score_2018))
     out.sort(key=lambda s: -(s.overall if s.overall is not None else -1))
     return out
