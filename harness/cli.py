@@ -415,7 +415,8 @@ def cmd_images(args: argparse.Namespace) -> int:
                 info = registry.get(name.strip())
                 try:
                     res = images.build(info, args.device, base, lambda t: con.print(f"[dim]{t}[/dim]"))
-                    con.print(f"{res.tag}: {res.size_bytes / 1e9:.2f} GB, {res.seconds:.1f} s, {res.image_id[:19]}")
+                    state = " (up to date: nothing to build)" if res.up_to_date else ""
+                    con.print(f"{res.tag}: {res.size_bytes / 1e9:.2f} GB, {res.seconds:.1f} s, {res.image_id[:19]}{state}")
                 except EnvironmentBuildError as exc:
                     failed += 1
                     con.print(f"[red]{info.name}: {exc}[/red]")

@@ -180,7 +180,7 @@ def test_dropout_contract_rejects_a_wrong_scale() -> None:
     rng = np.random.default_rng(0)
     keep = rng.random(x.shape) > case.config["p"]
     good = {"y_eval": x, "y_train": np.where(keep, x / (1 - case.config["p"]), 0.0),
-            "grad": np.where(keep, case.cotangents["y_train"] / (1 - case.config["p"]), 0.0)}
+            "grads": {"x": np.where(keep, case.cotangents["y_train"] / (1 - case.config["p"]), 0.0)}}
     assert spec.check is not None
     assert spec.check(case, good)[0]
     unscaled = dict(good, y_train=np.where(keep, x, 0.0))

@@ -23,7 +23,8 @@ class WrongGradient(NumpyAdapter):
     def op_dense(self) -> OpImpl:
         def run(c: Case) -> dict[str, Any]:
             x, w, b = (c.arrays[k].astype(np.float64) for k in ("x", "w", "b"))
-            return {"y": x @ w + b, "grad": 1.01 * (c.cotangents["y"] @ w.T)}  # 1% off
+            dy = c.cotangents["y"]
+            return {"y": x @ w + b, "grads": {"x": 1.01 * (dy @ w.T), "w": x.T @ dy, "b": dy.sum(0)}}  # 1% off
 
         return OpImpl("native", "numpy", run)
 
@@ -52,13 +53,15 @@ def test_plan_covers_every_suite() -> None:
 def test_correct_op_passes_forward_and_backward(tmp_path: Path) -> None:
     out = layers.run(NumpyAdapter("cpu"), "dense", ctx(tmp_path))
     assert out.status is Status.OK
-    assert out.data["backward"]["ok"] and len(out.data["backward"]["directions"]) == 3
+    grads = out.data["backward"]["gradients"]
+    assert out.data["backward"]["ok"] and set(grads) == {"x", "w", "b"}
+    assert all(len(g["framework"]) == layers.GRAD_DIRECTIONS == 8 for g in grads.values())
     assert out.data["points"] == 1.0
 
 
 def test_a_one_percent_gradient_error_is_caught(tmp_path: Path) -> None:
     out = layers.run(WrongGradient("cpu"), "dense", ctx(tmp_path))
-    assert out.status is Status.FAILED and "gradient" in out.reason
+    assert out.status is Status.FAILED and "gradient w.r.t. x" in out.reason
     assert out.data["points"] == 0.0
 
 
@@ -80,6 +83,8 @@ def test_define_by_run_checks_both_paths(tmp_path: Path) -> None:
 class TorchLikeNamespace:
     """NumPy, but with two classic differences: std defaults to the unbiased estimator, and no expand_dims."""
 
+    __name__ = "torchlike"
+
     def __getattr__(self, name: str) -> Any:
         if name == "expand_dims":
             raise AttributeError(name)
@@ -91,8 +96,19 @@ class TorchLikeNamespace:
 class TorchLike(NumpyAdapter):
     def array_api(self) -> Any:
         from harness.adapter import ArrayAPI
+        from tests.fakes.adapters import FakeArray
 
-        return ArrayAPI("torch-like", TorchLikeNamespace(), np.asarray, np.asarray, None)
+        return ArrayAPI("torch-like", TorchLikeNamespace(), FakeArray, np.asarray, None)
+
+
+class SharingNamespace(NumpyAdapter):
+    """An array library that wraps NumPy memory without copying, and imports through DLPack."""
+
+    def array_api(self) -> Any:
+        from harness.adapter import ArrayAPI
+        from tests.fakes.adapters import FakeArray, FakeNamespace
+
+        return ArrayAPI("sharing", FakeNamespace(), FakeArray, np.asarray, lambda a: FakeArray(np.from_dlpack(a)))
 
 
 def test_numerics_coverage_counts_what_agrees_with_numpy(tmp_path: Path) -> None:
@@ -105,7 +121,7 @@ def test_numerics_coverage_counts_what_agrees_with_numpy(tmp_path: Path) -> None
 
 
 def test_numerics_interop_sees_shared_memory(tmp_path: Path) -> None:
-    out = numerics.run(NumpyAdapter("cpu"), "interop", ctx(tmp_path))
+    out = numerics.run(SharingNamespace("cpu"), "interop", ctx(tmp_path))
     assert out.data["numpy_to_framework"]["zero_copy"] is True
     copying = numerics.run(TorchLike("cpu"), "interop", ctx(tmp_path))
     assert copying.data["numpy_to_framework"]["zero_copy"] is False and not copying.data["zero_copy_both_ways"]
@@ -132,7 +148,7 @@ def test_scalability_is_measured_only_where_the_adapter_tries() -> None:
     def doc(status: str, reason: str = "", builtin: bool = True) -> dict[str, Any]:
         return {"records": {"scale/allreduce": {"status": status, "reason": reason, "data": {"builtin": builtin, "api": "x"}}}}
 
-    assert measured.scalability(doc("unsupported", "the x adapter implements no all-reduce")).value is None
+    assert measured.scalability(doc("unmapped", "the x adapter implements no all-reduce")).value is None
     assert measured.scalability(doc("ok")).value == 2.0
     assert measured.scalability(doc("ok", builtin=False)).value == 1.0
     assert measured.scalability(doc("failed", "rank 1: hung")).value == 0.0

@@ -62,14 +62,14 @@ def _define_by_run(adapter: Adapter) -> Outcome:
     results = []
     for inp in g.control_flow_inputs():
         ref_seen: list[Any] = []
-        ref_value, ref_grad = g.reference_value_and_grad(lambda F, x: g.concrete_read(F, x, ref_seen), inp.args)
+        ref_value, ref_grad = g.reference_value_and_grad(_program(ref_seen), inp.args)
         expected_read = ref_seen[0]
         seen: list[Any] = []
         entry: dict[str, Any] = {"input": inp.label, "expected_read": expected_read}
         try:
-            value, grad, first = _timed(partial(adapter.value_and_grad, lambda F, x: g.concrete_read(F, x, seen), inp.args))
+            value, grad, first = _timed(partial(adapter.value_and_grad, _program(seen), inp.args))
             after_first = len(seen)
-            _, _, second = _timed(partial(adapter.value_and_grad, lambda F, x: g.concrete_read(F, x, seen), inp.args))
+            _, _, second = _timed(partial(adapter.value_and_grad, _program(seen), inp.args))
         except Exception as exc:
             entry.update(ok=False, problem=f"the program cannot run eagerly with its gradient: {_short(exc)}", reads=_reads(seen))
             results.append(entry)
@@ -95,6 +95,11 @@ def _define_by_run(adapter: Adapter) -> Outcome:
         return Outcome(Status.OK, "", data)
     bad = next(r for r in results if not r["ok"])
     return Outcome(Status.FAILED, f"{bad['input']}: {bad['problem']}"[:900], data)
+
+
+def _program(seen: list[Any]) -> Callable[..., Any]:
+    """concrete_read with its log of the values it read."""
+    return lambda F, x: g.concrete_read(F, x, seen)
 
 
 def _is_number(value: Any) -> bool:

@@ -11,6 +11,7 @@ default opset is retried with an older one, and both attempts are recorded.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,14 @@ def _import(adapter: Adapter, model: Any, scratch: Path) -> Outcome:
         attempt: dict[str, Any] = {"opset": opset}
         attempts.append(attempt)
         try:
-            imported, ran = watch(lambda: adapter.onnx_import(str(path)))
+            imported, ran = watch(partial(adapter.onnx_import, str(path)))
         except (Unsupported, NotMapped):
             raise
         except Exception as exc:
             attempt.update(outcome="import failed", error=_short(exc))
             continue
         try:
-            y, ran_too = watch(lambda: imported.run(x))
+            y, ran_too = watch(partial(imported.run, x))
         except Exception as exc:
             attempt.update(outcome="run failed", error=_short(exc))
             continue

@@ -9,7 +9,9 @@ maps each file to the installed distribution that owns it, and applies one rule 
                    requires (what installing the framework installs), or the ONNX format's own library (onnx,
                    onnxruntime, and what they require) -- so no converter package outside the framework ran.
 
-Code of the Python standard library and of the harness itself is not counted.
+Code of the Python standard library and of the harness itself is not counted. A conversion that runs in a child
+process is counted by the module the child runs (python -m X, import X); one that cannot be told is counted as
+outside the framework: what was not observed is never scored as built in.
 """
 
 from __future__ import annotations
@@ -82,11 +84,42 @@ def _owner_of_module(module: str | None) -> str | None:
     return owners[0] if owners else None
 
 
+_CHILD_EVENTS = {"subprocess.Popen", "os.posix_spawn", "os.exec", "os.system", "os.spawn", "os.fork", "os.forkpty"}
+_children: list[list[str]] | None = None  # the watch in progress collects child processes here
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _children is not None and event in _CHILD_EVENTS:
+        argv: Any = args[1] if event in ("subprocess.Popen", "os.posix_spawn", "os.exec") and len(args) > 1 else args[:1]
+        try:
+            _children.append([str(a) for a in (argv if isinstance(argv, (list, tuple)) else [argv])][:12])
+        except Exception:
+            _children.append([event])
+
+
+def _child_owner(argv: list[str]) -> str:
+    """The distribution a child Python process ran (python -m X, or python -c 'import X ...'); the profile hook cannot
+    see into another process, so what cannot be told is counted as outside the framework."""
+    text = " ".join(argv)
+    m = re.search(r"-m\s+([A-Za-z_][\w.]*)", text) or re.search(r"(?:^|[;\s\"'])(?:import|from)\s+([A-Za-z_][\w.]*)", text)
+    owner = _owner_of_module(m.group(1)) if m else None
+    return owner or f"unobserved child process ({' '.join(argv)[:80]})"
+
+
+_audit_installed = False
+
+
 def watch(call: Callable[[], T]) -> tuple[T, set[str]]:
     """Run call() and return its result and the distributions whose code ran meanwhile (in any thread started
-    with threading after the watch began, too)."""
+    with threading after the watch began, too). A child process the call starts is counted by the module it runs
+    (python -m X / import X), or, when that cannot be told, as unobserved code outside the framework."""
+    global _children, _audit_installed
+    if not _audit_installed:
+        sys.addaudithook(_audit)  # audit hooks cannot be removed; this one does nothing outside a watch
+        _audit_installed = True
     seen_files: set[str] = set()
     seen_modules: set[str] = set()
+    _children = []
 
     def hook(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
@@ -101,9 +134,11 @@ def watch(call: Callable[[], T]) -> tuple[T, set[str]]:
         result = call()
     finally:
         sys.setprofile(previous)
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
+        children, _children = _children, None
     owners = {o for o in (_owner_of_file(f) for f in seen_files) if o}
     owners |= {o for o in (_owner_of_module(m) for m in seen_modules) if o}
+    owners |= {_child_owner(argv) for argv in children or []}
     return result, owners
 
 
@@ -140,7 +175,7 @@ def classify(ran: Iterable[str], framework_distributions: Iterable[str]) -> dict
     own = requirement_closure(tuple(sorted(_canonical(d) for d in framework_distributions)))
     fmt = requirement_closure(FORMAT_LIBRARIES)
     ran = sorted(set(ran))
-    outside = [d for d in ran if d not in own and d not in fmt and not d.startswith("unknown:")]
+    outside = [d for d in ran if d not in own and d not in fmt and not d.startswith("unknown:")]  # unobserved children count
 
     def version(name: str) -> str:
         try:

@@ -120,11 +120,11 @@ def step_check(spec: WorkloadSpec, device: str, arrays: dict[str, np.ndarray], o
         if loss is None or loss.size != 1 or not np.isfinite(loss).all():
             problems.append(f"loss is {str(got.get('loss'))[:40]!r}, not a finite scalar")
         else:
-            value = float(loss.reshape(()))
-            err = abs(value - reference["loss"]) / abs(reference["loss"])
-            out["loss"] = {"framework": value, "reference": reference["loss"], "rel_err": err}
+            loss_value = float(loss.reshape(()))
+            err = abs(loss_value - reference["loss"]) / abs(reference["loss"])
+            out["loss"] = {"framework": loss_value, "reference": reference["loss"], "rel_err": err}
             if err > LOSS_RTOL:
-                problems.append(f"loss {value:.6g} vs {reference['loss']:.6g} (relative error {err:.2g} > {LOSS_RTOL:g})")
+                problems.append(f"loss {loss_value:.6g} vs {reference['loss']:.6g} (relative error {err:.2g} > {LOSS_RTOL:g})")
         params: dict[str, Any] = {}
         for name in spec.parameters(device):
             before = arrays[name].astype(np.float64)

@@ -7,13 +7,14 @@ carries the explanation as a tooltip; every value from a facts file links to its
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.catalog.ops import OPS
 from harness.catalog.workloads import WORKLOADS
 from harness.report import charts
-from harness.report.markdown import BASELINE, label, layer_cell
+from harness.report.markdown import BASELINE, _fmt_time, label, layer_cell, verified
 from harness.scoring import rubric as rb
 from harness.scoring.score import FrameworkScore
 
@@ -33,8 +34,14 @@ def e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def slug(text: str) -> str:
+    """A fragment identifier from document strings: only [a-z0-9_-] survive, so nothing a document holds can
+    leave the attribute it is put in."""
+    return re.sub(r"[^a-z0-9_-]+", "-", str(text).lower()).strip("-") or "x"
+
+
 def _anchor(fw: str, probe: str) -> str:
-    return "rec-" + fw + "-" + probe.replace("/", "-")
+    return "rec-" + slug(fw) + "-" + slug(probe.replace("/", "-"))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
@@ -91,7 +98,7 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
                 if cs.normalised is None:
                     cells.append(f'<td class="unsupported" title="{e(cs.explanation)}">n/a</td>')
                     continue
-                target = f"#ev-{s.framework}-{cid}"
+                target = f"#ev-{slug(s.framework)}-{slug(cid)}"
                 cells.append(f'<td class="num" title="{e(cs.explanation)}"><a href="{target}">{cs.normalised:.1f}</a>'
                              f'<br><span class="muted">{e(cs.origin)}</span></td>')
             rows.append(cells)
@@ -115,19 +122,27 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
 
     # throughput
     parts.append("<h2 id=\"throughput\">Throughput</h2><p class=\"muted\">Steps per second (error bars: half the "
-                 f"interquartile range). Table: median time per step, ratio to {BASELINE} on the same device.</p>")
-    for mode in ("eager", "compiled"):
+                 f"interquartile range). Table: median time per step, ratio to {BASELINE} on the same device. Only figures "
+                 "whose first two steps agreed with the float64 reference are shown; compiled figures are compared only "
+                 "within one compile scope (step: the whole training step compiled; forward_backward: the update "
+                 "eager; forward: only the forward pass; op: one operation), each scope in its own chart. Compile "
+                 "time = first call - steady-state median.</p>")
+    groups: list[tuple[str, str | None]] = [("eager", None)]
+    scopes = sorted({(r["data"].get("compile_scope") or "unknown") for d in docs for r in d["records"].values()
+                     if r["suite"] == "throughput" and r["data"].get("mode") == "compiled" and verified(r)})
+    groups += [("compiled", scope) for scope in scopes]
+    for mode, scope in groups:
+        def pick(f: str, w: Any, mode: str = mode, scope: str | None = scope) -> dict[str, Any] | None:
+            rec = by_fw[f]["records"].get(f"throughput/{w.id}/{mode}")
+            if rec is None or not verified(rec) or (scope is not None and (rec["data"].get("compile_scope") or "unknown") != scope):
+                return None
+            return rec
+
         meds, spreads = [], []
         for w in WORKLOADS:
-            row_m, row_s = [], []
-            for f in order:
-                rec = by_fw[f]["records"].get(f"throughput/{w.id}/{mode}")
-                ok = rec is not None and rec["status"] == "ok"
-                row_m.append(rec["data"]["timing"]["median_s"] if ok else None)
-                row_s.append(rec["data"]["timing"]["iqr_s"] if ok else None)
-            meds.append(row_m)
-            spreads.append(row_s)
-        parts.append(f"<h3>{mode}</h3>")
+            meds.append([(r["data"]["timing"]["median_s"] if (r := pick(f, w)) else None) for f in order])
+            spreads.append([(r["data"]["timing"]["iqr_s"] if (r := pick(f, w)) else None) for f in order])
+        parts.append(f"<h3>{e(mode)}" + (f", compile scope: {e(scope)}" if scope else "") + "</h3>")
         parts.append(charts.throughput_bars([w.name for w in WORKLOADS], [label(by_fw[f]) for f in order], meds, spreads))
         rows = []
         for wi, w in enumerate(WORKLOADS):
@@ -136,14 +151,29 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
             for fi, f in enumerate(order):
                 m = meds[wi][fi]
                 rec = by_fw[f]["records"].get(f"throughput/{w.id}/{mode}")
-                if m is None:
-                    cells.append(f'<td class="{e(rec["status"]) if rec else "unsupported"}">{e(rec["status"] if rec else "-")}</td>')
+                if m is None or rec is None:
+                    text = "-" if rec is None else (rec["status"] if rec["status"] != "ok" else
+                                                    ("unverified" if not verified(rec) else f"scope {rec['data'].get('compile_scope')}"))
+                    cls = "unsupported" if rec is None or rec["status"] == "ok" else rec["status"]
+                    tip = "" if rec is None else rec["reason"]
+                    cells.append(f'<td class="{e(cls)}" title="{e(tip)}">{e(text)}</td>')
                     continue
                 ratio = f" ({m / base:.2f}x)" if base else ""
+                extra = ""
+                if rec["data"].get("compile_s") is not None:
+                    extra += f"<br><span class=\"muted\">compile {e(_fmt_time(rec['data']['compile_s']))}</span>"
+                if rec["data"]["timing"].get("warnings"):
+                    extra += f'<br><span class="muted" title="{e("; ".join(rec["data"]["timing"]["warnings"]))}">⚠ timing warning</span>'
                 warn = "" if rec["data"].get("param_count_matches", True) else " ⚠ parameter count differs"
-                cells.append(f'<td class="num"><a href="#{_anchor(f, rec["probe"])}">{m * 1e3:.3f} ms</a>{ratio}{warn}</td>')
+                cells.append(f'<td class="num"><a href="#{_anchor(f, rec["probe"])}">{m * 1e3:.3f} ms</a>{ratio}{warn}{extra}</td>')
             rows.append(cells)
         parts.append(_table(["workload", *(label(by_fw[f]) for f in order)], rows))
+    warned = [(f, r) for f in order for r in by_fw[f]["records"].values()
+              if r["suite"] == "throughput" and r["status"] == "ok" and r["data"].get("timing", {}).get("warnings")]
+    if warned:
+        parts.append(f"<p class=\"muted\">Timing warnings ({len(warned)}):</p><ul class=\"muted\">" + "".join(
+            f'<li>{e(label(by_fw[f]))} <a href="#{_anchor(f, r["probe"])}">{e(r["probe"])}</a>: {e("; ".join(r["data"]["timing"]["warnings"]))}</li>'
+            for f, r in warned) + "</ul>")
 
     # onnx
     parts.append("<h2 id=\"onnx\">ONNX</h2>")
@@ -192,7 +222,7 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
                 f'<a href="#{_anchor(fw, ev)}">{e(ev)}</a>' if "/" in ev and not ev.startswith("http") else f'<a href="{e(ev)}">{e(ev)}</a>'
                 for ev in cs.evidence
             )
-            rows.append([f'<span id="ev-{e(fw)}-{e(cid)}">{e(rubric.criteria[cid].name)}</span>', e(cs.origin),
+            rows.append([f'<span id="ev-{slug(fw)}-{slug(cid)}">{e(rubric.criteria[cid].name)}</span>', e(cs.origin),
                          e("-" if cs.raw is None else f"{cs.raw:g}"), e(cs.explanation), links or "-"])
         parts.append(_table(["criterion", "from", "raw", "explanation", "evidence"], rows, "evidence"))
         rows = []

@@ -44,6 +44,8 @@ def status_counts(doc: dict[str, Any], suite: str) -> dict[str, int]:
 def layer_cell(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return "-"
+    if rec["status"] == "unmapped":
+        return "unmapped (adapter)"
     if rec["status"] == "ok":
         d = rec["data"]
         text = MARK.get(d.get("implementation", ""), "ok")
@@ -54,6 +56,17 @@ def layer_cell(rec: dict[str, Any] | None) -> str:
     return rec["status"]
 
 
+def verified(rec: dict[str, Any] | None) -> bool:
+    """A throughput figure counts only when its first steps were checked against the reference and agreed."""
+    return bool(rec and rec["status"] == "ok" and (rec["data"].get("first_step") or {}).get("ok"))
+
+
+def comparable(rec: dict[str, Any], base: dict[str, Any] | None) -> bool:
+    """Two throughput records may be put side by side: both verified, and (compiled) of the same compile scope."""
+    return (base is not None and base is not rec and verified(rec) and verified(base)
+            and rec["data"].get("compile_scope") == base["data"].get("compile_scope"))
+
+
 def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> str:
     if rec is None:
         return "-"
@@ -61,8 +74,18 @@ def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> 
         return rec["status"]
     t = rec["data"]["timing"]
     text = f"{_fmt_time(t['median_s'])} ± {_fmt_time(t['iqr_s'] / 2)}"
-    if base is not None and base["status"] == "ok" and base is not rec:
+    if not verified(rec):
+        text += " (unverified: no first-step check)"
+    scope = rec["data"].get("compile_scope")
+    if rec["data"].get("mode") == "compiled":
+        text += f" [{scope}]"
+        if rec["data"].get("compile_s") is not None:
+            text += f", compile {_fmt_time(rec['data']['compile_s'])}"
+    if comparable(rec, base):
+        assert base is not None
         text += f" ({t['median_s'] / base['data']['timing']['median_s']:.2f}x)"
+    elif base is not None and base is not rec and base["status"] == "ok" and scope != base["data"].get("compile_scope"):
+        text += f" (not compared: {BASELINE} compiles {base['data'].get('compile_scope')})"
     if not rec["data"].get("param_count_matches", True):
         text += f" ⚠ params {rec['data']['param_count']} ≠ {rec['data']['expected_param_count']}"
     return text
@@ -130,8 +153,11 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
     ])
 
     lines += ["", "## Throughput", "",
-              "Median time per step ± half the interquartile range; in brackets, the ratio to "
-              f"{BASELINE} on the same device (lower is faster).", ""]
+              "Median time per step ± half the interquartile range; in round brackets, the ratio to "
+              f"{BASELINE} on the same device (lower is faster), given only between figures whose first two steps "
+              "agreed with the float64 reference and, for compiled figures, of the same compile scope: [step] the "
+              "whole training step compiled, [forward_backward] the update eager, [forward] only the forward pass, "
+              "[op] a single operation. Compile time = first call - steady-state median.", ""]
     rows = []
     for w in WORKLOADS:
         for mode in ("eager", "compiled"):
@@ -140,6 +166,11 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
     lines += _table(["workload", *cols], rows)
     mismatches = _param_mismatches(docs)
     lines += ["", "Parameter counts: " + ("all equal to the catalog's." if not mismatches else "; ".join(mismatches))]
+    warned = [(label(d), r) for d in docs for r in d["records"].values()
+              if r["suite"] == "throughput" and r["status"] == "ok" and r["data"].get("timing", {}).get("warnings")]
+    lines += ["", f"Timing warnings ({len(warned)} records): " + ("none." if not warned else "")]
+    if warned:
+        lines += [""] + [f"- {fw} `{r['probe']}`: {'; '.join(r['data']['timing']['warnings'])}" for fw, r in warned]
 
     lines += ["", "## ONNX", ""]
     rows = []
@@ -157,9 +188,18 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
         lines.append("None: every probe ended ok or unsupported.")
     unsupported = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] == "unsupported"]
     if unsupported:
-        lines += ["", "Unsupported, with the reason found at run time:", ""]
-        lines += [f"- {fw} `{r['probe']}`: {r['reason']}" for fw, r in unsupported]
+        lines += ["", "Unsupported, with what was looked up at run time and not found:", ""]
+        lines += [f"- {fw} `{r['probe']}`: {r['reason']}" + _evidence(r) for fw, r in unsupported]
+    unmapped = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] == "unmapped"]
+    if unmapped:
+        lines += ["", "Not mapped by the adapter (the adapter's gap, not scored as the framework lacking it):", ""]
+        lines += [f"- {fw} `{r['probe']}`: {r['reason']}" for fw, r in unmapped]
     return "\n".join(lines) + "\n"
+
+
+def _evidence(rec: dict[str, Any]) -> str:
+    looked = (rec["data"].get("evidence") or {}).get("looked_up") or []
+    return f" (looked up: {', '.join(looked[:4])})" if looked else ""
 
 
 def _same_device_base(docs: Sequence[dict[str, Any]], doc: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 The host resolves the framework's pinned requirements into wheels (with pip, in the framework's own virtualenv, so
 sdists are built the way the venv runner builds them), writes a lock with a sha256 per wheel, and hands Docker a
 context with the wheels, the lock, the harness source and `containers/Dockerfile`. The image installs with
-`--no-index --require-hashes`, so the build needs no network. Everything talks to the Docker Engine through its
+`--no-index --require-hashes`, and the build runs with no network at all (the Dockerfile fails it otherwise); the
+Debian packages a framework needs come from a separate system image whose build is the only one with network. Everything talks to the Docker Engine through its
 API (the `docker` Python SDK), not the CLI.
 """
 
@@ -17,6 +18,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +29,13 @@ from harness.runners.base import EnvironmentBuildError
 from harness.runners.venv import VenvRunner, pip_isolation
 
 DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile"
+SYSTEM_DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile.system"
 DEFAULT_BASE = "python:3.11-slim"
 LOCAL_BASE = "showdown/debian:bookworm-py3.11"
 LABEL = "org.showdown.framework"
+CONTENT_LABEL = "org.showdown.content"
+BUILD_LABEL = "org.showdown.build"
+STAGE_LABEL = "org.showdown.stage"
 
 
 class DockerUnavailable(Exception):
@@ -64,6 +70,7 @@ class BuildResult:
     size_bytes: int
     seconds: float
     context_reused: bool
+    up_to_date: bool = False  # the image was already built from the same content: nothing was built
 
 
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
@@ -128,29 +135,100 @@ def framework_version(info: FrameworkInfo, device: str) -> str:
     return "unknown"
 
 
+def _image(c: Any, ref: str) -> Any | None:
+    try:
+        return c.images.get(ref)
+    except Exception:
+        return None
+
+
+def content_hash(ctx: Path, base_id: str, flavour_name: str, extra: str = "") -> str:
+    """What an image is built from: the Dockerfile, the lock, every source file, the base image, the flavour. An
+    image labelled with the same hash is up to date and is not built again."""
+    digest = hashlib.sha256()
+    for part in (base_id, flavour_name, extra):
+        digest.update(part.encode() + b"\0")
+    for path in sorted([ctx / "Dockerfile", ctx / "requirements.lock", *(ctx / "harness").rglob("*"), *(ctx / "frameworks").rglob("*")]):
+        if path.is_file():
+            digest.update(str(path.relative_to(ctx)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def system_image(c: Any, base: str, packages: list[str], say: Callable[[str], None], nocache: bool = False) -> str:
+    """The base image plus the Debian packages a framework needs, built from containers/Dockerfile.system: the only
+    build with network (for apt), kept and reused while the base and the package list are unchanged."""
+    base_image = _image(c, base)
+    if base_image is None:
+        raise EnvironmentBuildError(f"the base image {base!r} is not on this engine (`showdown images base` builds a local one)")
+    key = hashlib.sha256((base_image.id + "\0" + " ".join(sorted(packages))).encode()).hexdigest()[:16]
+    tag = f"showdown/system:{key}"
+    if not nocache and _image(c, tag) is not None:
+        return tag
+    say(f"building {tag}: {base} with Debian packages {' '.join(packages)} (apt only, with network)")
+    with tempfile.TemporaryDirectory(prefix="showdown-system-") as tmp:
+        shutil.copy2(SYSTEM_DOCKERFILE, Path(tmp) / "Dockerfile")
+        try:
+            c.images.build(path=tmp, tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache, network_mode="host",
+                           buildargs={"BASE_IMAGE": base, "APT_PACKAGES": " ".join(packages)})
+        except Exception as exc:
+            raise EnvironmentBuildError(f"building {tag} (apt: {' '.join(packages)}) failed: {_build_error(exc)}") from None
+    return tag
+
+
+def _build_error(exc: Exception) -> str:
+    log = getattr(exc, "build_log", None) or []
+    tail = " | ".join(str(chunk.get("stream", chunk.get("error", ""))).strip() for chunk in list(log)[-4:] if isinstance(chunk, dict))
+    return f"{str(exc)[:200]} {tail[:300]}".strip()
+
+
+def remove_stage_images(c: Any, build_id: str) -> int:
+    """Remove the install stage's image of one build (and its now unused layers); nothing else."""
+    removed = 0
+    for img in c.images.list(all=True, filters={"label": [f"{BUILD_LABEL}={build_id}", f"{STAGE_LABEL}=install"]}):
+        try:
+            c.images.remove(img.id, force=False, noprune=False)
+            removed += 1
+        except Exception:
+            pass
+    return removed
+
+
 def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None], nocache: bool = False) -> BuildResult:
+    """Build (or find up to date) the framework's image. The build itself has no network (containers/Dockerfile
+    checks it); Debian packages come from a separate system image (system_image). Afterwards the install stage's
+    intermediate image of this build is removed, and the image this tag named before if nothing else uses it;
+    no other image and no build cache is touched."""
     c = client()
     t0 = time.perf_counter()
     ctx, reused = build_context(info, device, say)
     tag = image_tag(info, device)
     apt = info.system_packages()
-    say(f"building {tag} from {base}" + (f" (with Debian packages: {' '.join(apt)})" if apt else ""))
+    base_for_image = system_image(c, base, apt, say, nocache) if apt else base
+    base_image = _image(c, base_for_image)
+    if base_image is None:
+        raise EnvironmentBuildError(f"building {tag} failed: the base image {base!r} is not on this engine "
+                                    "(`showdown images base` builds a local one)")
+    content = content_hash(ctx, base_image.id, flavour(device), " ".join(apt))
+    previous = _image(c, tag)
+    if previous is not None and not nocache and (previous.labels or {}).get(CONTENT_LABEL) == content:
+        return BuildResult(tag, previous.id, int(previous.attrs.get("Size", 0)), time.perf_counter() - t0, reused, up_to_date=True)
+    build_id = uuid.uuid4().hex
+    say(f"building {tag} from {base_for_image} (no network)")
     try:
         image, _logs = c.images.build(
-            path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache,
-            network_mode="host" if apt else "none",  # only the apt step needs it; pip installs from the context
-            buildargs={"BASE_IMAGE": base, "FRAMEWORK": info.name, "FLAVOUR": flavour(device),
-                       "FRAMEWORK_VERSION": framework_version(info, device), "APT_PACKAGES": " ".join(apt)},
+            path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache, network_mode="none",
+            buildargs={"BASE_IMAGE": base_for_image, "FRAMEWORK": info.name, "FLAVOUR": flavour(device),
+                       "FRAMEWORK_VERSION": framework_version(info, device), "BUILD_ID": build_id, "CONTENT": content},
         )
     except Exception as exc:
-        log = getattr(exc, "build_log", None) or []
-        tail = " | ".join(str(chunk.get("stream", chunk.get("error", ""))).strip() for chunk in list(log)[-4:] if isinstance(chunk, dict))
-        hint = f"; is the base image {base!r} present? (`showdown images base` builds a local one)" if "pull access" in str(exc) or "not found" in str(exc) else ""
-        raise EnvironmentBuildError(f"building {tag} failed: {str(exc)[:200]} {tail[:300]}{hint}") from None
-    try:  # the image this tag named before is now dangling: drop it (its layers stay cached if still shared)
-        c.images.prune(filters={"dangling": True, "label": LABEL})
-    except Exception:
-        pass
+        raise EnvironmentBuildError(f"building {tag} failed: {_build_error(exc)}") from None
+    finally:
+        remove_stage_images(c, build_id)
+    if previous is not None and previous.id != image.id:
+        try:  # the image this tag named before, if nothing else uses it (a container or another tag keeps it)
+            c.images.remove(previous.id, force=False, noprune=False)
+        except Exception:
+            pass
     return BuildResult(tag, image.id, int(image.attrs.get("Size", 0)), time.perf_counter() - t0, reused)
 
 
