@@ -199,16 +199,18 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
     parts.append("<h2 id=\"environment\">Environment and versions</h2>")
     keys = sorted({k for d in docs for k in ((d.get("environment") or {}).get("versions") or {})})
     rows = []
-    getters: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (("framework version", lambda d: d["environment"]["framework_version"]),
-                            ("device", lambda d: d["device"]), ("runner", lambda d: d["runner"]["name"]),
-                            ("python", lambda d: d["environment"]["python"]["version"]),
-                            ("cpu", lambda d: f"{d['environment']['cpu']['model']} x{d['environment']['cpu']['logical_cores']}"),
-                            ("os", lambda d: d["environment"]["os"]["platform"]), ("run", lambda d: d["run_id"]),
-                            ("harness commit", lambda d: (d["harness"].get("git_commit") or "?")[:12]))
+    getters: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+        ("framework version", lambda d: _env(d, "framework_version")),
+        ("device", lambda d: d["device"]), ("runner", lambda d: d["runner"]["name"]),
+        ("python", lambda d: _env(d, "python", "version")),
+        ("cpu", lambda d: f"{_env(d, 'cpu', 'model')} x{_env(d, 'cpu', 'logical_cores')}"),
+        ("os", lambda d: _env(d, "os", "platform")), ("run", lambda d: d["run_id"]),
+        ("harness commit", lambda d: (d["harness"].get("git_commit") or "?")[:12]
+         + (" (tree differed)" if d["harness"].get("git_dirty") else "")))
     for field_name, get in getters:
         rows.append([e(field_name), *(e(get(by_fw[f])) for f in order)])
     for k in keys:
-        rows.append([e(k), *(e((by_fw[f]["environment"].get("versions") or {}).get(k, "")) for f in order)])
+        rows.append([e(k), *(e((_env(by_fw[f], "versions") or {}).get(k, "")) for f in order)])
     parts.append(_table(["", *(label(by_fw[f]) for f in order)], rows))
 
     # evidence
@@ -232,6 +234,14 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
         parts.append(_table(["probe record", "status", "reason or key figures"], rows, "evidence"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _env(doc: dict[str, Any], *keys: str) -> Any:
+    """A value of the document's environment, '?' where it is missing (a run that never started a worker)."""
+    value: Any = doc.get("environment") or {}
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return "?" if value is None else value
 
 
 def _summary(rec: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from harness.results import (
     new_document,
     save_document,
     unused_path,
+    validate_document,
 )
 from harness.runners.base import Runner
 from harness.runners.lock import folder_lock
@@ -137,6 +138,9 @@ def sweep(out_dir: Path, say: Callable[[str], None]) -> None:
                         continue
                     if isinstance(record, dict) and record.get("probe") == probe:
                         doc["records"][probe] = record
+                        if validate_document(doc):  # not a record this document can hold: the probe runs again
+                            del doc["records"][probe]
+                            continue
                         kept += 1
                 if kept:
                     doc["complete"] = all(p in doc["records"] for p in doc["plan"])

@@ -349,11 +349,6 @@ class SlowAdapter(NumpyAdapter):
         return OpImpl("native", f"slow {op_id}", run)
 
 
-FAKES = {cls.name: cls for cls in (NumpyAdapter, CrashAdapter, ExitAdapter, HangAdapter, GarbageAdapter,
-                                    UnavailableAdapter, SlowAdapter, ReferenceAdapter, OffByOnePercent,
-                                    DropoutWithoutGradient, WrongLossWorkload, NoGraphCompiled, TracingGradient)}
-
-
 def register_all() -> None:
     """Put every fake in the registry (tests call registry.reset() afterwards)."""
     from harness import registry
@@ -373,3 +368,25 @@ class HangingAllReduce(NumpyAdapter):
             while True:
                 time.sleep(60)
         return super().allreduce(rank, world, host, port, value)
+
+
+class MemoryHog(NumpyAdapter):
+    """Dense allocates without bound (stopping at 6 GB, so a broken limit cannot take the machine down)."""
+
+    name = "fake_memory_hog"
+
+    def op_dense(self) -> OpImpl:
+        def run(c: Case) -> dict[str, Any]:
+            blobs = []
+            for _ in range(120):
+                blobs.append(np.ones(50_000_000 // 8))  # 50 MB, written, so resident
+                time.sleep(0.02)
+            return {}
+
+        return OpImpl("native", "allocate", run)
+
+
+FAKES = {cls.name: cls for cls in (NumpyAdapter, CrashAdapter, ExitAdapter, HangAdapter, GarbageAdapter,
+                                    UnavailableAdapter, SlowAdapter, ReferenceAdapter, OffByOnePercent,
+                                    DropoutWithoutGradient, WrongLossWorkload, NoGraphCompiled, TracingGradient,
+                                    MemoryHog)}
