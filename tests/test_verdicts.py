@@ -14,9 +14,8 @@ import pytest
 from harness.adapter import ExportResult, NotMapped, OpImpl, Unsupported, require_parameter
 from harness.catalog import ops
 from harness.catalog.ops import Case
-from harness.probes import Context
+from harness.probes import Context, layers, numerics, onnx, throughput
 from harness.probes import graphs as graph_probe
-from harness.probes import layers, numerics, onnx, throughput
 from harness.results import Status
 from harness.scoring import measured
 from harness.timing import TimingConfig
