@@ -211,6 +211,9 @@ class Adapter(ABC):
     name: ClassVar[str] = ""
     #: the distribution whose version is the framework's version, e.g. "torch"
     distribution: ClassVar[str] = ""
+    #: the distributions that make up the framework as its row names it (default: `distribution` alone), e.g. JAX
+    #: with Flax and Optax; with what they require, this is "the framework's own" code for the ONNX provenance rule
+    distributions: ClassVar[tuple[str, ...]] = ()
     #: what the adapter leaves unmapped, and why: catalog op ids (or probe ids) -> the reason. Every catalog op has
     #: an `op_<id>` method or an entry here (a test checks it); an unmapped op is recorded `unmapped`, not scored.
     UNMAPPED: ClassVar[dict[str, str]] = {}
@@ -219,6 +222,10 @@ class Adapter(ABC):
         self.device = device
 
     # ------------------------------------------------------------------------------------------ identity
+    @classmethod
+    def own_distributions(cls) -> tuple[str, ...]:
+        return cls.distributions or (cls.distribution,)
+
     @abstractmethod
     def versions(self) -> dict[str, str]:
         """Versions of the framework and the packages the suite relies on (converters, numpy, onnxruntime...)."""

@@ -152,6 +152,33 @@ def make_dirs(root: Path, relative: str | Path) -> None:
             os.close(fd)
 
 
+def ensure_dir(root: Path, name: str) -> None:
+    """root/name is a real folder afterwards: a link or a file left there (by a worker) is removed, not followed."""
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        try:
+            os.mkdir(name, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass
+    finally:
+        os.close(fd)
+
+
+def open_fresh_append(root: Path, relative: str | Path) -> Any:
+    """Like open_append, but a link or other non-file left at that path is removed first (never followed)."""
+    try:
+        return open_append(root, relative)
+    except UnsafePath:
+        unlink(root, relative)
+        return open_append(root, relative)
+
+
 def chown_tree(root: Path, uid: int, gid: int) -> None:
     """Give root and everything under it to uid:gid without following any link (links themselves are skipped)."""
     os.chown(root, uid, gid, follow_symlinks=False)

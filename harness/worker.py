@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(device=args.device, scratch=work / "scratch", timing=TimingConfig.quick() if args.quick else TimingConfig())
     for probe_id in plan:
         target = records / record_filename(probe_id)
-        if target.exists():
+        if target.is_symlink():  # not a record: something planted it; the probe still has to run
+            target.unlink()
+        elif target.is_file():
             continue
         write_json_atomic(work / "inflight.json", {"probe": probe_id, "started_at": now_iso(), "pid": os.getpid()})
         log_path = logs / log_filename(probe_id)

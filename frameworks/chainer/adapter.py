@@ -29,11 +29,14 @@ from harness.adapter import (
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
     distribution_versions,
+    reorder_gates,
     require,
+    require_parameter,
     resolve,
 )
 from harness.catalog.ops import Case
@@ -48,6 +51,10 @@ CHAINER_LSTM = "ifgo"
 # gate order r, z, n with the reset gate applied after the recurrent matmul
 CHAINER_GRU = "rzn"
 STATIC_GRAPH = "chainer.static_graph"
+#: a catalog parameter for _result: the chainer Variable holding it as is, or (chainer variables, their gradients ->
+#: the catalog's layout)
+Params = dict[str, Any]
+Forward = Any  # outputs, or (outputs, Params)
 
 
 def gate_blocks(w: Array, src: str, dst: str, axis: int = -1) -> list[Array]:
@@ -149,24 +156,59 @@ class ChainerAdapter(Adapter):
         link.to_device(self.dev)
         return link
 
-    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
-        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`."""
+    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any], params: Params | None = None) -> dict[str, Array]:
+        """Outputs as NumPy, plus "grads": the vector-Jacobian product with the case's cotangents w.r.t. the input
+        `wrt` (named case.grad_wrt) and every catalog parameter in `params`.
+
+        `params` maps a catalog name to the chainer Variable/Parameter that holds it in the catalog's layout, or to
+        (variables, to_catalog): the chainer parameters it was loaded into and a function that maps their gradients
+        (NumPy, in chainer's layouts) back to the catalog's layout. Every gradient comes from one chainer.grad call."""
         out = {k: self.N(v) for k, v in outputs.items()}
-        if case.grad_wrt is not None:
-            names = list(case.cotangents)
-            (g,) = self.chainer.grad([outputs[k] for k in names], [wrt], [self.V(case.cotangents[k]) for k in names])
-            out["grad"] = self.N(g)
+        if case.grad_wrt is None:
+            return out
+        specs: dict[str, tuple[Sequence[Any], Callable[..., Array]]] = {}
+        for name, spec in {case.grad_wrt: wrt, **(params or {})}.items():
+            specs[name] = spec if isinstance(spec, tuple) else ([spec], lambda g: g)
+        sources: dict[int, Any] = {}
+        for variables, _ in specs.values():
+            for v in variables:
+                sources.setdefault(id(v), v)
+        names = list(case.cotangents)
+        grads = self.chainer.grad([outputs[k] for k in names], list(sources.values()),
+                                  [self.V(case.cotangents[k]) for k in names])
+        # chainer.grad gives None for an input the outputs do not depend on: its gradient is zero
+        by_id = {key: (np.zeros(v.shape, np.float32) if g is None else self.N(g)) for (key, v), g in zip(sources.items(), grads)}
+        out["grads"] = {name: to_catalog(*(by_id[id(v)] for v in variables)) for name, (variables, to_catalog) in specs.items()}
         return out
 
-    def _input_op(self, api: str, forward: Callable[[Any, Case], dict[str, Any]], kind: str = "native",
+    def _input_op(self, api: str, forward: Callable[[Any, Case], Forward], kind: str = "native",
                   variant: str | None = None, note: str = "") -> OpImpl:
-        """An op applied to the case's grad_wrt input (APIs are resolved by the caller, before this)."""
+        """An op applied to the case's grad_wrt input (APIs are resolved by the caller, before this). `forward`
+        returns the outputs, or (outputs, params) with the catalog parameters as `_result` takes them."""
 
         def run(case: Case) -> dict[str, Array]:
             x = self.V(case.arrays[case.grad_wrt or "x"])
-            return self._result(case, x, forward(x, case))
+            result = forward(x, case)
+            outputs, params = result if isinstance(result, tuple) else (result, {})
+            return self._result(case, x, outputs, params)
 
         return OpImpl(kind, api, run, variant, note)
+
+    @staticmethod
+    def _transposed(param: Any) -> tuple[list[Any], Callable[[Array], Array]]:
+        """A catalog (in, out) weight held by chainer as (out, in)."""
+        return [param], lambda g: g.T
+
+    @staticmethod
+    def _gates(params: Sequence[Any], src: str, dst: str, transposed: bool) -> tuple[list[Any], Callable[..., Array]]:
+        """A catalog array of stacked gate blocks (order `dst`) held by chainer as one parameter per gate (order
+        `src`, each (H, in) when `transposed`): their gradients stacked back in the catalog's order and layout."""
+
+        def to_catalog(*grads: Array) -> Array:
+            stacked = np.concatenate([g.T if transposed else g for g in grads], axis=-1)
+            return reorder_gates(stacked, src, dst)
+
+        return list(params), to_catalog
 
     # ------------------------------------------------------------------------------------------ layers
     def op_dense(self) -> OpImpl:
@@ -177,7 +219,7 @@ class ChainerAdapter(Adapter):
             m = self._to_device(Linear(*w.shape))
             self._set(m.W, w.T)  # chainer's Linear.W is (out, in); the catalog's W is (in, out)
             self._set(m.b, c.arrays["b"])
-            return {"y": m(x)}
+            return {"y": m(x)}, {"w": self._transposed(m.W), "b": m.b}
 
         return self._input_op("chainer.links.Linear", forward, note="W transposed: chainer keeps (out, in)")
 
@@ -190,7 +232,7 @@ class ChainerAdapter(Adapter):
                                      dilate=c.config["dilation"]))
             self._set(m.W, w)
             self._set(m.b, c.arrays["b"])
-            return {"y": m(x)}
+            return {"y": m(x)}, {"w": m.W, "b": m.b}
 
         return self._input_op(api, forward, note=f"{ndim}-D, default cover_all=False")
 
@@ -211,7 +253,7 @@ class ChainerAdapter(Adapter):
             m = self._to_device(Deconv(w.shape[0], w.shape[1], w.shape[2:], stride=c.config["stride"], pad=c.config["padding"]))
             self._set(m.W, w)
             self._set(m.b, c.arrays["b"])
-            return {"y": m(x)}
+            return {"y": m(x)}, {"w": m.W, "b": m.b}
 
         return self._input_op("chainer.links.Deconvolution2D", forward)
 
@@ -227,7 +269,8 @@ class ChainerAdapter(Adapter):
             point = self._to_device(Conv(ch, pw.shape[0], 1))
             self._set(point.W, pw)
             self._set(point.b, c.arrays["b"])
-            return {"y": point(depth(x))}
+            return {"y": point(depth(x))}, {"w_depthwise": ([depth.W], lambda g: g.transpose(1, 0, 2, 3)),
+                                            "w_pointwise": point.W, "b": point.b}
 
         return self._input_op("chainer.links.DepthwiseConvolution2D + chainer.links.Convolution2D(1x1)", forward, kind="composed",
                               note="chainer has no separable-convolution layer: its depthwise convolution, then a 1x1 convolution")
@@ -235,8 +278,10 @@ class ChainerAdapter(Adapter):
     def op_max_pool2d(self) -> OpImpl:
         pool = self._api("chainer.functions.max_pooling_2d")
         return self._input_op("chainer.functions.max_pooling_2d",
-                              lambda x, c: {"y": pool(x, c.config["kernel"], c.config["stride"], cover_all=False)},
-                              note="cover_all=False set explicitly (chainer's default True can add an output row/column)")
+                              lambda x, c: {"y": pool(x, c.config["kernel"], c.config["stride"], pad=c.config.get("padding", 0),
+                                                      cover_all=False)},
+                              note="cover_all=False set explicitly (chainer's default True can add an output row/column); "
+                                   "chainer pads with -inf, so padded cells never win")
 
     def op_avg_pool2d(self) -> OpImpl:
         pool = self._api("chainer.functions.average_pooling_2d")
@@ -271,7 +316,7 @@ class ChainerAdapter(Adapter):
                 y_eval = m(x)
             with self.chainer.using_config("train", True):
                 y_train = m(x)
-            return {"y_train": y_train, "y_eval": y_eval}
+            return {"y_train": y_train, "y_eval": y_eval}, {"gamma": m.gamma, "beta": m.beta}
 
         return self._input_op("chainer.links.BatchNormalization", forward, note="eval under chainer.using_config('train', False)")
 
@@ -283,7 +328,7 @@ class ChainerAdapter(Adapter):
             self._set(m.gamma, c.arrays["gamma"])
             self._set(m.beta, c.arrays["beta"])
             lead = x.shape[:-1]
-            return {"y": m(x.reshape(-1, x.shape[-1])).reshape(*lead, x.shape[-1])}
+            return {"y": m(x.reshape(-1, x.shape[-1])).reshape(*lead, x.shape[-1])}, {"gamma": m.gamma, "beta": m.beta}
 
         return self._input_op("chainer.links.LayerNormalization", forward,
                               note="the link takes 2-D (batch, features) input only: leading axes flattened and restored")
@@ -295,7 +340,7 @@ class ChainerAdapter(Adapter):
             m = self._to_device(GN(c.config["groups"], c.arrays["gamma"].shape[0], eps=c.config["eps"]))
             self._set(m.gamma, c.arrays["gamma"])
             self._set(m.beta, c.arrays["beta"])
-            return {"y": m(x)}
+            return {"y": m(x)}, {"gamma": m.gamma, "beta": m.beta}
 
         return self._input_op("chainer.links.GroupNormalization", forward)
 
@@ -350,7 +395,8 @@ class ChainerAdapter(Adapter):
             self._set(m.bs[0][0], a["b"])
             self._set(m.bs[0][1], np.zeros_like(a["b"]))
             hy, ys = self._nstep(m, x)
-            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}
+            params = {"wx": self._transposed(m.ws[0][0]), "wh": self._transposed(m.ws[0][1]), "b": m.bs[0][0]}
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}, params
 
         return self._input_op("chainer.links.NStepRNNTanh", forward, note="chainer keeps two biases; the second is set to 0")
 
@@ -368,7 +414,10 @@ class ChainerAdapter(Adapter):
                 self._set(m.bs[0][k], bx[k])
                 self._set(m.bs[0][4 + k], np.zeros_like(bx[k]))
             hy, cy, ys = self._nstep(m, x, states=2)
-            return {"y": self.F.stack(ys, axis=0), "h": hy[0], "c": cy[0]}
+            ws, bs = m.ws[0], m.bs[0]
+            params = {"wx": self._gates(ws[:4], CHAINER_LSTM, order, True), "wh": self._gates(ws[4:], CHAINER_LSTM, order, True),
+                      "b": self._gates(bs[:4], CHAINER_LSTM, order, False)}
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0], "c": cy[0]}, params
 
         return self._input_op("chainer.links.NStepLSTM", forward,
                               note=f"gate order {CHAINER_LSTM} as the code runs it (w0..w3 input, w4..w7 recurrent; the docstring's order "
@@ -388,7 +437,10 @@ class ChainerAdapter(Adapter):
                 self._set(m.bs[0][k], bx[k])
                 self._set(m.bs[0][3 + k], bh[k])
             hy, ys = self._nstep(m, x)
-            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}
+            ws, bs = m.ws[0], m.bs[0]
+            params = {"wx": self._gates(ws[:3], CHAINER_GRU, order, True), "wh": self._gates(ws[3:], CHAINER_GRU, order, True),
+                      "bx": self._gates(bs[:3], CHAINER_GRU, order, False), "bh": self._gates(bs[3:], CHAINER_GRU, order, False)}
+            return {"y": self.F.stack(ys, axis=0), "h": hy[0]}, params
 
         return self._input_op("chainer.links.NStepGRU", forward, note=f"gate order {CHAINER_GRU} (w0..w2 input, w3..w5 recurrent)")
 
@@ -404,7 +456,10 @@ class ChainerAdapter(Adapter):
                 self._set(m.bs[i][0], a[f"b_{d}"])
                 self._set(m.bs[i][1], np.zeros_like(a[f"b_{d}"]))
             _, ys = self._nstep(m, x)
-            return {"y": self.F.stack(ys, axis=0)}
+            params: Params = {}
+            for i, d in enumerate(("fw", "bw")):
+                params |= {f"wx_{d}": self._transposed(m.ws[i][0]), f"wh_{d}": self._transposed(m.ws[i][1]), f"b_{d}": m.bs[i][0]}
+            return {"y": self.F.stack(ys, axis=0)}, params
 
         return self._input_op("chainer.links.NStepBiRNNTanh", forward,
                               note="a bidirectional link of its own rather than a wrapper; output [forward, backward]")
@@ -414,8 +469,9 @@ class ChainerAdapter(Adapter):
         found = [f"{where}.{name}" for where, mod, name in looked if hasattr(mod, name)]
         if not found:
             raise Unsupported(f"chainer {self.chainer.__version__} has no multi-head attention: "
-                              + "; ".join(f"{where} has no {name}" for where, _, name in looked))
-        raise Unsupported(f"{', '.join(found)} exists, but this adapter does not map its parameters yet")
+                              + "; ".join(f"{where} has no {name}" for where, _, name in looked),
+                              looked_up=[f"{where}.{name}" for where, _, name in looked])
+        raise NotMapped(f"{', '.join(found)} exists, but this adapter does not map its parameters yet")
 
     def op_prelu(self) -> OpImpl:
         PReLU = self._api("chainer.links.PReLU")
@@ -424,7 +480,7 @@ class ChainerAdapter(Adapter):
             alpha = c.arrays["alpha"]
             m = self._to_device(PReLU(shape=alpha.shape))  # W broadcast from axis 1, the channel axis
             self._set(m.W, alpha)
-            return {"y": m(x)}
+            return {"y": m(x)}, {"alpha": m.W}
 
         return self._input_op("chainer.links.PReLU", forward)
 
@@ -441,7 +497,15 @@ class ChainerAdapter(Adapter):
             xb = self.F.concat([x, self.T(np.ones((x.shape[0], 1)))], axis=1)
             t = self.ints(a["targets"])
             # the link returns the loss summed over the batch; one call per example gives log p(target) per example
-            return {"y": self.F.stack([-m(xb[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])}
+            y = self.F.stack([-m(xb[i : i + 1], t[i : i + 1]) for i in range(x.shape[0])])
+
+            def to_catalog(g: Array) -> Array:  # chainer's row i is catalog node order[i]; the last column is the bias
+                rows = np.empty_like(g)
+                rows[order] = g
+                return rows
+
+            d = a["w_nodes"].shape[1]
+            return {"y": y}, {"w_nodes": ([m.W], lambda g: to_catalog(g)[:, :d]), "b_nodes": ([m.W], lambda g: to_catalog(g)[:, d])}
 
         return self._input_op("chainer.links.BinaryHierarchicalSoftmax", forward, kind="variant", variant="hierarchical_sigmoid",
                               note="chainer's hierarchical softmax is a binary tree (built by its create_huffman_tree from word "
@@ -495,14 +559,26 @@ class ChainerAdapter(Adapter):
                                     "catalog's form (chainer issue #4274, closed unfixed): its iterates differ")
 
     def op_adagrad(self) -> OpImpl:
-        return self._optimizer("chainer.optimizers.AdaGrad", lambda opt, h: opt(lr=h["lr"], eps=h["eps"]),
-                               note="accumulator starts at 0 (chainer has no initial-accumulator setting)")
+        def make(opt: Any, h: dict[str, Any]) -> Any:
+            # chainer's AdaGradRule starts its accumulator h at zeros; another start needs a parameter for it
+            extra: dict[str, Any] = {}
+            if h["initial_accumulator"] != 0.0:
+                require_parameter(opt, "initial_accumulator", "chainer.optimizers.AdaGrad")
+                extra["initial_accumulator"] = h["initial_accumulator"]
+            return opt(lr=h["lr"], eps=h["eps"], **extra)
+
+        return self._optimizer("chainer.optimizers.AdaGrad", make,
+                               note="the accumulator starts at 0, as the default case asks; chainer's AdaGrad takes no "
+                                    "initial-accumulator parameter, so the case with one is unsupported")
 
     def op_adadelta(self) -> OpImpl:
         def make(opt: Any, h: dict[str, Any]) -> Any:
-            if h["lr"] != 1.0:  # chainer's update is w -= dx: the paper's algorithm, with no learning rate at all
-                raise Unsupported(f"chainer.optimizers.AdaDelta has no learning rate (fixed 1.0); the case asks for lr {h['lr']}")
-            return opt(rho=h["rho"], eps=h["eps"])
+            # chainer's update is w -= dx (Zeiler's algorithm as published, i.e. lr 1): any other rate needs a parameter
+            extra: dict[str, Any] = {}
+            if h["lr"] != 1.0:
+                require_parameter(opt, "lr", "chainer.optimizers.AdaDelta")
+                extra["lr"] = h["lr"]
+            return opt(rho=h["rho"], eps=h["eps"], **extra)
 
         return self._optimizer("chainer.optimizers.AdaDelta", make,
                                note="chainer's AdaDelta takes no learning rate (w -= dx, i.e. lr 1.0): it matches the "
@@ -559,7 +635,8 @@ class ChainerAdapter(Adapter):
             v.__class__ = self._comparable  # same object and graph node; only its comparisons change
             return v
 
-        return types.SimpleNamespace(sum=total, tanh=F.tanh, matmul=F.matmul)
+        # item: Variable.item(), chainer's own scalar read (the array's .item(), a host sync on GPU)
+        return types.SimpleNamespace(sum=total, tanh=F.tanh, matmul=F.matmul, item=lambda v: v.item())
 
     def graph_notes(self) -> list[str]:
         return ["chainer.Variable does not support < or >: the namespace's sum returns a Variable that compares by "
@@ -574,10 +651,16 @@ class ChainerAdapter(Adapter):
     def compile_paths(self) -> list[str]:
         return [STATIC_GRAPH] if hasattr(self.chainer, "static_graph") else []
 
-    def _static_chain(self, body: Callable[..., Any], links: dict[str, Any] | None = None) -> Any:
-        """A Chain whose __call__ runs `body` under chainer.static_graph: traced on the first call for each input
-        signature, then replayed from the recorded static schedule."""
+    def compile_path_lookups(self) -> list[str]:
+        return [STATIC_GRAPH]
+
+    def _static_chain(self, body: Callable[..., Any], links: dict[str, Any] | None = None,
+                      traced: list[int] | None = None) -> Any:
+        """A Chain whose __call__ runs `body` under chainer.static_graph: the define-by-run body runs (and is traced
+        into a static schedule) on the first call for each input signature; later calls replay the schedule and do
+        not run the body. `traced`, when given, counts the runs of the body, i.e. the traces."""
         chainer = self.chainer
+        static_graph = require(chainer, "static_graph")
 
         class StaticChain(chainer.Chain):
             def __init__(self) -> None:
@@ -586,8 +669,10 @@ class ChainerAdapter(Adapter):
                     for name, link in (links or {}).items():
                         setattr(self, name, link)
 
-            @chainer.static_graph
+            @static_graph
             def __call__(self, *xs: Any) -> Any:
+                if traced is not None:
+                    traced[0] += 1
                 return body(self, *xs)
 
         return StaticChain()
@@ -634,12 +719,18 @@ class ChainerAdapter(Adapter):
         self._set(m.b, b)
         return m
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[dict[str, Any], Callable[..., Any], Any]:
-        """(links, forward(chain, x), input) for a training workload, parameters copied from the catalog."""
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[dict[str, Any], Callable[..., Any], Any, Callable[[Any], dict[str, Array]]]:
+        """(links, forward(chain, x), input, parameters(chain)) for a training workload: parameters copied from the
+        catalog, and a reader of the chain's parameters in the catalog's names and layouts."""
         F = self.F
         if spec_id == "mlp_train":
             links = {"l1": self._linear(a["w1"], a["b1"]), "l2": self._linear(a["w2"], a["b2"]), "l3": self._linear(a["w3"], a["b3"])}
-            return links, lambda m, x: m.l3(F.relu(m.l2(F.relu(m.l1(x))))), self.V(a["x"])
+
+            def mlp_params(m: Any) -> dict[str, Array]:
+                return {name: value for i, layer in enumerate((m.l1, m.l2, m.l3), start=1)
+                        for name, value in ((f"w{i}", self.N(layer.W).T), (f"b{i}", self.N(layer.b)))}
+
+            return links, lambda m, x: m.l3(F.relu(m.l2(F.relu(m.l1(x))))), self.V(a["x"]), mlp_params
         if spec_id == "cnn_train":
             links = {"c1": self._conv2d(a["conv1_w"], a["conv1_b"], 1), "c2": self._conv2d(a["conv2_w"], a["conv2_b"], 1),
                      "fc": self._linear(a["fc_w"], a["fc_b"])}
@@ -649,7 +740,11 @@ class ChainerAdapter(Adapter):
                 h = F.max_pooling_2d(F.relu(m.c2(h)), 2, 2, cover_all=False)
                 return m.fc(F.reshape(h, (h.shape[0], -1)))  # NCHW flatten, as the catalog's dense weights expect
 
-            return links, cnn, self.V(a["x"])
+            def cnn_params(m: Any) -> dict[str, Array]:
+                return {"conv1_w": self.N(m.c1.W), "conv1_b": self.N(m.c1.b), "conv2_w": self.N(m.c2.W),
+                        "conv2_b": self.N(m.c2.b), "fc_w": self.N(m.fc.W).T, "fc_b": self.N(m.fc.b)}
+
+            return links, cnn, self.V(a["x"]), cnn_params
         if spec_id == "lstm_train":
             # chainer's NStepLSTM link always carries 8 bias vectors; the workload has none, so the weights are
             # Parameters of a plain Link fed to chainer.functions.n_step_lstm (the function behind NStepLSTM), with
@@ -670,15 +765,25 @@ class ChainerAdapter(Adapter):
                 hy, _, _ = F.n_step_lstm(1, 0.0, h0, h0, ws, [zeros_b], xs)
                 return m.fc(hy[0])
 
+            def stacked(m: Any, first: int) -> Array:  # w{first}..w{first+3}, each (H, in), as the catalog's (in, 4H)
+                blocks = np.concatenate([self.N(getattr(m.cell, f"w{first + k}")).T for k in range(4)], axis=-1)
+                return reorder_gates(blocks, CHAINER_LSTM, CANONICAL_LSTM)
+
+            def lstm_params(m: Any) -> dict[str, Array]:
+                return {"wx": stacked(m, 0), "wh": stacked(m, 4), "fc_w": self.N(m.fc.W).T, "fc_b": self.N(m.fc.b)}
+
             # the function takes the sequence time-major, xs[t] of shape (B, D) (the link transposes for its caller)
-            return links, lstm, [self.V(a["x"][:, t]) for t in range(a["x"].shape[1])]
+            return links, lstm, [self.V(a["x"][:, t]) for t in range(a["x"].shape[1])], lstm_params
         raise KeyError(spec_id)
 
     def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
         chainer, F = self.chainer, self.F
-        if mode == "compiled" and STATIC_GRAPH not in self.compile_paths():
-            raise Unsupported(f"chainer {chainer.__version__} has no compile path (no chainer.static_graph)")
-        path = STATIC_GRAPH if mode == "compiled" else None
+        compiled = mode == "compiled"
+        if compiled:
+            require(chainer, "static_graph")
+        path = STATIC_GRAPH if compiled else None
+        traced = [0]  # runs of the static chain's define-by-run body: one per trace
+        traces = (lambda: traced[0]) if compiled else (lambda: None)
         if spec.kind == "op":
             if spec.id == "gemm":
                 args: tuple[Any, ...] = (self.V(arrays["a"]), self.V(arrays["b"]))
@@ -692,17 +797,23 @@ class ChainerAdapter(Adapter):
                     return F.convolution_2d(p, q, pad=1)
             else:
                 raise KeyError(spec.id)
-            run = self._static_chain(body) if mode == "compiled" else (lambda *xs: body(None, *xs))
+            run = self._static_chain(body, traced=traced) if compiled else (lambda *xs: body(None, *xs))
 
             def op_step() -> Any:
                 with chainer.using_config("train", False), chainer.no_backprop_mode():
                     return run(*args)
 
             notes = ["forward only, under train=False and no_backprop_mode (a static chain reuses its schedule there)"]
-            return Workload(op_step, self._sync, 0, path, notes)
-        links, forward, x = self._train_model(spec.id, arrays)
-        if mode == "compiled":
-            model = self._static_chain(forward, links)
+            return Workload(op_step, self._sync, 0, path, notes, observe=lambda y: {"y": self.N(y)},
+                            compile_scope="op" if compiled else None, traces=traces)
+        links, forward, x, parameters = self._train_model(spec.id, arrays)
+        labels = self.ints(arrays["labels"])  # softmax_cross_entropy takes int32 labels
+        if compiled:
+            # the model is the static chain and the loss is applied to its output, as in chainer's static-graph
+            # examples (the decorated model wrapped in L.Classifier): softmax_cross_entropy cannot be inside the chain,
+            # because its backward node keeps the softmax of the forward it was built in (self.y), so the replayed
+            # backward schedule would reuse the first step's softmax on every later step
+            model = self._static_chain(forward, links, traced)
         else:
             model = chainer.Chain()
             with model.init_scope():
@@ -711,26 +822,44 @@ class ChainerAdapter(Adapter):
         model.to_device(self.dev)
         opt = self.O.SGD(lr=0.01)
         opt.setup(model)
-        labels = self.ints(arrays["labels"])
-        call = (lambda: model(x)) if mode == "compiled" else (lambda: forward(model, x))
+        call = (lambda: model(x)) if compiled else (lambda: forward(model, x))
 
-        def train_step() -> None:
+        def train_step() -> Any:
             model.cleargrads()
-            loss = F.softmax_cross_entropy(call(), labels)
+            loss = F.softmax_cross_entropy(call(), labels)  # the mean over the batch (normalize=True, the default)
             loss.backward()
             opt.update()
+            return loss
+
+        def observe(loss: Any) -> dict[str, Any]:
+            return {"loss": self.N(loss), **parameters(model)}
 
         count = int(sum(p.size for p in model.params()))
-        notes = ["the model's forward is a static chain; the loss and the SGD step run eagerly"] if mode == "compiled" else []
-        return Workload(train_step, self._sync, count, path, notes)
+        notes = ["the model is a static chain: chainer.static_graph records its forward schedule on the first call and "
+                 "its backward schedule on the first backward, and replays both; the softmax cross-entropy on its output "
+                 "(forward and backward) and the SGD update (chainer.optimizers.SGD.update) run eagerly",
+                 "the loss stays outside the static chain: inside it, softmax_cross_entropy's backward node keeps the "
+                 "softmax of the step it was traced in, and the replayed backward reuses it (gradients wrong from the "
+                 "second step on, while the first step, the traced one, is right)"] if compiled else []
+        return Workload(train_step, self._sync, count, path, notes, observe=observe,
+                        compile_scope="forward_backward" if compiled else None, traces=traces)
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
-        """Chainer has no array library of its own: it computes on NumPy (CPU) or CuPy (GPU) arrays, which
-        chainer.backend hands out; that is what a Chainer user's numerics are."""
-        xp = self.chainer.backend.get_array_module(np.zeros(1))
-        return ArrayAPI(f"{xp.__name__} (chainer.backend.get_array_module)", xp, lambda a: xp.asarray(a),
-                        lambda t: np.asarray(t), getattr(xp, "from_dlpack", None))
+        """Chainer's own array library is ChainerX (the chainerx module), present only in a chainer built with
+        CHAINER_BUILD_CHAINERX=1; it is used when chainer.backend.chainerx.is_available() says so. Otherwise Chainer
+        computes on NumPy (CPU) or CuPy (GPU) arrays, which chainer.backend.get_array_module hands out: on the CPU that
+        is NumPy itself, which the numerics probe records as such."""
+        chainerx = self.chainer.backend.chainerx
+        if chainerx.is_available():
+            device = "native:0" if self.device == "cpu" else f"cuda:{self.device.partition(':')[2] or 0}"
+            return ArrayAPI(f"chainerx {self.chainer.__version__} ({device})", chainerx,
+                            lambda a: chainerx.array(a, device=device), lambda t: chainerx.to_numpy(t),
+                            getattr(chainerx, "from_dlpack", None))
+        xp = self.chainer.backend.get_array_module(self.T(np.zeros(1)))
+        name = f"{xp.__name__} (chainer.backend.get_array_module; chainer.backend.chainerx.is_available() is False)"
+        return ArrayAPI(name, xp, lambda a: xp.asarray(a),
+                        lambda t: np.asarray(self.chainer.backend.CpuDevice().send(t)), getattr(xp, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ scale
     @staticmethod
@@ -768,13 +897,13 @@ class ChainerAdapter(Adapter):
         communicator, which chainermn.create_communicator('naive', mpi_comm=...) wraps. The MPI is PyPI's mpich
         wheel (pinned with mpi4py in requirements-cpu.txt), not a system MPI."""
         if world != 2:
-            raise Unsupported(f"the chainer adapter joins exactly two singleton MPI processes, not {world}")
+            raise NotMapped(f"the chainer adapter joins exactly two singleton MPI processes, not {world}")
         os.environ.setdefault("UCX_NET_DEVICES", "lo")  # MPICH's UCX netmod: keep any TCP wire-up on loopback
         try:  # importing mpi4py (chainermn does) runs MPI_Init: each rank starts as a singleton
             import chainermn
             from mpi4py import MPI
         except ImportError as exc:
-            raise Unsupported(f"chainermn needs mpi4py and an MPI library: {exc}") from exc
+            raise Unsupported(f"chainermn needs mpi4py and an MPI library: {exc}", looked_up=["chainermn", "mpi4py"]) from exc
         if rank == 0:
             name = MPI.Open_port()
             self._mpi_port_exchange(rank, host, port, name)
@@ -820,7 +949,7 @@ class ChainerAdapter(Adapter):
         try:
             import onnx_chainer
         except ImportError as exc:
-            raise Unsupported(f"onnx_chainer (shipped with chainer) cannot be imported: {exc}") from None
+            raise Unsupported(f"onnx_chainer (shipped with chainer) cannot be imported: {exc}", looked_up=["onnx_chainer"]) from None
         export = require(onnx_chainer, "export", "onnx_chainer")
         chain = self._onnx_model(model)
         x = self.T(model.sample_input())
@@ -829,14 +958,12 @@ class ChainerAdapter(Adapter):
             kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
             proto = export(chain, x, filename=path, input_names=["x"], output_names=["y"], **kwargs)
         used = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=opset or 0)
-        files = metadata.files("chainer") or []
-        builtin = any(str(f).startswith("onnx_chainer/") for f in files)
         notes = [f"onnx_chainer exports opsets {onnx_chainer.MINIMUM_OPSET_VERSION}-{onnx_chainer.MAXIMUM_OPSET_VERSION}; "
                  f"it wrote opset {used}",
                  "onnx_chainer was written for onnx < 1.7 (its install hint asks for onnx<1.7.0) and imports the deprecated "
                  "onnx.mapping, so onnx is pinned to 1.18.0, the last release that has it",
                  "onnx_chainer lists the initializers among the graph inputs (onnxruntime warns, results unaffected)"]
-        return ExportResult("onnx_chainer.export", self.chainer.__version__, builtin, used, expected, notes)
+        return ExportResult("onnx_chainer.export", self.chainer.__version__, used, expected, notes)
 
     def onnx_import(self, path: str) -> ImportResult:
         try:
@@ -848,5 +975,6 @@ class ChainerAdapter(Adapter):
         importers = [n for n in offered if "import" in n.lower() or "load" in n.lower()]
         if not importers:
             raise Unsupported(f"chainer {self.chainer.__version__} has no ONNX importer: its onnx_chainer package offers only "
-                              f"{', '.join(offered) or 'nothing'} (exporters), and chainer has no other ONNX reader")
-        raise Unsupported(f"onnx_chainer has {', '.join(importers)}, which this adapter does not use yet")
+                              f"{', '.join(offered) or 'nothing'} (exporters), and chainer has no other ONNX reader",
+                              looked_up=["onnx_chainer: a callable named *import* or *load*"])
+        raise NotMapped(f"onnx_chainer has {', '.join(importers)}, which this adapter does not use yet")

@@ -31,6 +31,7 @@ from harness.adapter import (
     Workload,
     distribution_versions,
     reorder_gates,
+    require_parameter,
     resolve,
 )
 from harness.catalog.ops import Case
@@ -125,30 +126,58 @@ class MxnetAdapter(Adapter):
         block.initialize(ctx=self.ctx)
         return block
 
-    def _backward(self, case: Case, outputs: dict[str, Any], wrt: Callable[[], Any]) -> dict[str, Array]:
-        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents when it asks."""
-        out = {k: self.N(v) for k, v in outputs.items()}
+    def _grad(self, param: Any) -> Array:
+        """A Gluon parameter's gradient (after backward) as NumPy."""
+        return self.N(param.grad(self.ctx))
+
+    def _backward(self, case: Case, outputs: dict[str, Any], grads: Callable[[], dict[str, Array]]) -> dict[str, Any]:
+        """Outputs as NumPy, plus, when the case asks, the vector-Jacobian product with its cotangents: one gradient
+        per name in case.wrt, read by `grads()` after backward (in the catalog's layouts)."""
+        out: dict[str, Any] = {k: self.N(v) for k, v in outputs.items()}
         if case.grad_wrt is not None:
             names = list(case.cotangents)
             self.autograd.backward([outputs[k] for k in names], [self.A(case.cotangents[k]) for k in names])
-            out["grad"] = self.N(wrt())
+            out["grads"] = grads()
         return out
 
     def _block_op(self, api: str, build: Callable[[Case], Any], forward: Callable[[Any, Any, Case], dict[str, Any]],
-                  kind: str = "native", note: str = "", eval_forward: Callable[[Any, Any, Case], dict[str, Any]] | None = None) -> OpImpl:
+                  kind: str = "native", note: str = "", eval_forward: Callable[[Any, Any, Case], dict[str, Any]] | None = None,
+                  params: Callable[[Any, Case], dict[str, Array]] | None = None) -> OpImpl:
         """An op that is one block applied to the case's grad_wrt input, recorded for autograd.
 
-        eval_forward, when given, runs first and outside autograd.record(), i.e. in MXNet's inference mode."""
+        params(block, case), called after backward, gives the gradients of the case's trainable parameters in the
+        catalog's layouts (the adapter maps Gluon's transposed or gate-reordered parameters back). eval_forward,
+        when given, runs first and outside autograd.record(), i.e. in MXNet's inference mode."""
 
-        def run(case: Case) -> dict[str, Array]:
+        def run(case: Case) -> dict[str, Any]:
             block = build(case)
             x = self.A(case.arrays[case.grad_wrt or "x"], grad=True)
             outputs: dict[str, Any] = dict(eval_forward(block, x, case)) if eval_forward else {}
             with self.autograd.record():  # train_mode=True: BatchNorm uses batch statistics, Dropout drops
                 outputs.update(forward(block, x, case))
-            return self._backward(case, outputs, lambda: x.grad)
+            return self._backward(case, outputs, lambda: {case.grad_wrt or "x": self.N(x.grad),
+                                                          **(params(block, case) if params else {})})
 
         return OpImpl(kind, api, run, None, note)
+
+    def _traced_block(self, fn: Callable[..., Any], **children: Any) -> Any:
+        """A HybridBlock whose hybrid_forward is fn(F, block, *inputs) over the given child blocks; it counts the
+        calls made with Symbols, i.e. how often MXNet traced its Python into a graph for the CachedOp."""
+        mx = self.mx
+
+        class Traced(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
+            def __init__(self) -> None:
+                super().__init__()
+                self.traces = 0
+                for name, child in children.items():
+                    setattr(self, name, child)  # registers the child block (and so its parameters)
+
+            def hybrid_forward(self, F: Any, *inputs: Any) -> Any:
+                if F is mx.sym:  # called with Symbols: MXNet is tracing the graph for its CachedOp
+                    self.traces += 1
+                return fn(F, self, *inputs)
+
+        return Traced()
 
     # ------------------------------------------------------------------------------------------ layers
     def op_dense(self) -> OpImpl:
@@ -158,7 +187,12 @@ class MxnetAdapter(Adapter):
             w = c.arrays["w"]  # (in, out); Gluon's Dense weight is (out, in)
             return self._set(self._init(Dense(w.shape[1], in_units=w.shape[0])), weight=w.T, bias=c.arrays["b"])
 
-        return self._block_op("mxnet.gluon.nn.Dense", build, lambda m, x, c: {"y": m(x)})
+        return self._block_op("mxnet.gluon.nn.Dense", build, lambda m, x, c: {"y": m(x)},
+                              params=lambda m, c: {"w": self._grad(m.weight).T, "b": self._grad(m.bias)},
+                              note="weight stored (out, in): loaded transposed, its gradient transposed back")
+
+    def _weight_and_bias(self, m: Any, c: Case) -> dict[str, Array]:
+        return {"w": self._grad(m.weight), "b": self._grad(m.bias)}
 
     def _conv(self, api: str) -> OpImpl:
         Conv = self._api(api)
@@ -169,7 +203,7 @@ class MxnetAdapter(Adapter):
                      in_channels=w.shape[1])
             return self._set(self._init(m), weight=w, bias=c.arrays["b"])
 
-        return self._block_op(api, build, lambda m, x, c: {"y": m(x)})
+        return self._block_op(api, build, lambda m, x, c: {"y": m(x)}, params=self._weight_and_bias)
 
     def op_conv1d(self) -> OpImpl:
         return self._conv("mxnet.gluon.nn.Conv1D")
@@ -188,7 +222,7 @@ class MxnetAdapter(Adapter):
             m = ConvT(w.shape[1], w.shape[2:], strides=c.config["stride"], padding=c.config["padding"], in_channels=w.shape[0])
             return self._set(self._init(m), weight=w, bias=c.arrays["b"])
 
-        return self._block_op("mxnet.gluon.nn.Conv2DTranspose", build, lambda m, x, c: {"y": m(x)})
+        return self._block_op("mxnet.gluon.nn.Conv2DTranspose", build, lambda m, x, c: {"y": m(x)}, params=self._weight_and_bias)
 
     def op_separable_conv2d(self) -> OpImpl:
         Conv = self._api("mxnet.gluon.nn.Conv2D")
@@ -197,7 +231,8 @@ class MxnetAdapter(Adapter):
         def build(c: Case) -> Any:
             dw, pw = c.arrays["w_depthwise"], c.arrays["w_pointwise"]
             ch = dw.shape[0]
-            depth = Conv(ch, dw.shape[2:], padding=c.config["padding"], groups=ch, use_bias=False, in_channels=ch)
+            depth = Conv(ch, dw.shape[2:], strides=c.config["stride"], padding=c.config["padding"], groups=ch,
+                         use_bias=False, in_channels=ch)
             point = Conv(pw.shape[0], 1, in_channels=ch)
             seq = Seq()
             seq.add(depth, point)
@@ -206,12 +241,17 @@ class MxnetAdapter(Adapter):
             self._set(point, weight=pw, bias=c.arrays["b"])
             return seq
 
+        def params(m: Any, c: Case) -> dict[str, Array]:
+            return {"w_depthwise": self._grad(m[0].weight), "w_pointwise": self._grad(m[1].weight), "b": self._grad(m[1].bias)}
+
         return self._block_op("mxnet.gluon.nn.Conv2D(groups=C) + mxnet.gluon.nn.Conv2D(1x1)", build, lambda m, x, c: {"y": m(x)},
-                              kind="composed", note="Gluon has no separable-convolution layer: depthwise (grouped) conv then 1x1 conv")
+                              kind="composed", params=params,
+                              note="Gluon has no separable-convolution layer: depthwise (grouped) conv then 1x1 conv")
 
     def op_max_pool2d(self) -> OpImpl:
         Pool = self._api("mxnet.gluon.nn.MaxPool2D")
-        return self._block_op("mxnet.gluon.nn.MaxPool2D", lambda c: Pool(c.config["kernel"], c.config["stride"]),
+        return self._block_op("mxnet.gluon.nn.MaxPool2D",
+                              lambda c: Pool(c.config["kernel"], c.config["stride"], c.config.get("padding", 0)),
                               lambda m, x, c: {"y": m(x)})
 
     def op_avg_pool2d(self) -> OpImpl:
@@ -233,6 +273,9 @@ class MxnetAdapter(Adapter):
                               lambda m, x, c: {"y": up(x, scale=c.config["scale"], sample_type="nearest")},
                               note="Gluon has no upsampling block; the UpSampling operator is MXNet's own")
 
+    def _gamma_beta(self, m: Any, c: Case) -> dict[str, Array]:
+        return {"gamma": self._grad(m.gamma), "beta": self._grad(m.beta)}
+
     def op_batch_norm(self) -> OpImpl:
         BN = self._api("mxnet.gluon.nn.BatchNorm")
 
@@ -243,7 +286,7 @@ class MxnetAdapter(Adapter):
                              running_var=a["running_var"])
 
         return self._block_op("mxnet.gluon.nn.BatchNorm", build, lambda m, x, c: {"y_train": m(x)},
-                              eval_forward=lambda m, x, c: {"y_eval": m(x)},
+                              eval_forward=lambda m, x, c: {"y_eval": m(x)}, params=self._gamma_beta,
                               note="y_eval outside autograd.record() (inference mode), y_train inside it")
 
     def op_layer_norm(self) -> OpImpl:
@@ -253,22 +296,41 @@ class MxnetAdapter(Adapter):
             g = c.arrays["gamma"]
             return self._set(self._init(LN(axis=-1, epsilon=c.config["eps"], in_channels=g.shape[0])), gamma=g, beta=c.arrays["beta"])
 
-        return self._block_op("mxnet.gluon.nn.LayerNorm", build, lambda m, x, c: {"y": m(x)})
+        return self._block_op("mxnet.gluon.nn.LayerNorm", build, lambda m, x, c: {"y": m(x)}, params=self._gamma_beta)
 
-    def op_group_norm(self) -> OpImpl:
+    def op_group_norm(self) -> list[OpImpl]:
+        """Gluon's GroupNorm itself (its affine must be per channel), then, when it is not, the layer without its
+        affine followed by the catalog's per-channel scale and shift."""
         GN = self._api("mxnet.gluon.nn.GroupNorm")
 
-        def build(c: Case) -> Any:
+        def build_native(c: Case) -> Any:
             g = c.arrays["gamma"]
             m = self._init(GN(num_groups=c.config["groups"], epsilon=c.config["eps"]))
             have = tuple(m.gamma.shape)
             if have != g.shape:
                 raise Unsupported(f"mxnet.gluon.nn.GroupNorm keeps its affine gamma/beta per group (shape {have} for "
                                   f"{c.config['groups']} groups), not per channel {g.shape}: the catalog's per-channel "
-                                  "affine cannot be expressed in this layer")
+                                  "affine cannot be expressed in this layer",
+                                  looked_up=[f"mxnet.gluon.nn.GroupNorm(num_groups={c.config['groups']}).gamma of shape {g.shape}"])
             return self._set(m, gamma=g, beta=c.arrays["beta"])
 
-        return self._block_op("mxnet.gluon.nn.GroupNorm", build, lambda m, x, c: {"y": m(x)})
+        native = self._block_op("mxnet.gluon.nn.GroupNorm", build_native, lambda m, x, c: {"y": m(x)}, params=self._gamma_beta)
+
+        def build_composed(c: Case) -> Any:
+            norm = self._init(GN(num_groups=c.config["groups"], epsilon=c.config["eps"], center=False, scale=False))
+            return norm, self.A(c.arrays["gamma"], grad=True), self.A(c.arrays["beta"], grad=True)
+
+        def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
+            norm, gamma, beta = m
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            return {"y": norm(x) * gamma.reshape(shape) + beta.reshape(shape)}
+
+        composed = self._block_op("mxnet.gluon.nn.GroupNorm(center=False, scale=False) + per-channel affine", build_composed,
+                                  forward, kind="composed",
+                                  params=lambda m, c: {"gamma": self.N(m[1].grad), "beta": self.N(m[2].grad)},
+                                  note="Gluon's GroupNorm has per-group gamma/beta: the layer normalises without its "
+                                       "affine, then a per-channel scale and shift (broadcast NDArray ops)")
+        return [native, composed]
 
     def op_local_response_norm(self) -> OpImpl:
         lrn = self._api("mxnet.nd.LRN")
@@ -287,18 +349,28 @@ class MxnetAdapter(Adapter):
     def op_embedding(self) -> OpImpl:
         Emb = self._api("mxnet.gluon.nn.Embedding")
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             w = c.arrays["weight"]
             m = self._set(self._init(Emb(*w.shape)), weight=w)
             idx = self.A(c.arrays["indices"])
             with self.autograd.record():
                 y = m(idx)
-            return self._backward(c, {"y": y}, lambda: m.weight.grad(self.ctx))
+            return self._backward(c, {"y": y}, lambda: {"weight": self._grad(m.weight)})
 
         return OpImpl("native", "mxnet.gluon.nn.Embedding", run)
 
     def _rnn_states(self, m: Any, x: Any) -> Any:
         return m.begin_state(batch_size=x.shape[0], ctx=self.ctx)
+
+    def _rnn_grads(self, m: Any, prefix: str, src: str, dst: str, **names: str) -> dict[str, Array]:
+        """Gradients of a Gluon recurrent layer's `prefix` parameters (i2h_weight, h2h_weight (gates*H, in), biases
+        in gate order `src`) in the catalog's layouts (weights (in, gates*H), gate order `dst`); `names` maps a
+        catalog name to the Gluon parameter suffix."""
+        out = {}
+        for catalog, suffix in names.items():
+            g = self._grad(getattr(m, f"{prefix}_{suffix}"))
+            out[catalog] = reorder_gates(g.T if suffix.endswith("weight") else g, src, dst)
+        return out
 
     def op_simple_rnn(self) -> OpImpl:
         RNN = self._api("mxnet.gluon.rnn.RNN")
@@ -313,7 +385,9 @@ class MxnetAdapter(Adapter):
             y, (h,) = m(x, self._rnn_states(m, x))
             return {"y": y, "h": h[0]}
 
-        return self._block_op("mxnet.gluon.rnn.RNN", build, forward, note="Gluon keeps two biases; the recurrent one is set to 0")
+        return self._block_op("mxnet.gluon.rnn.RNN", build, forward,
+                              params=lambda m, c: self._rnn_grads(m, "l0", "g", "g", wx="i2h_weight", wh="h2h_weight", b="i2h_bias"),
+                              note="Gluon keeps two biases; the recurrent one is set to 0 (b is the input bias)")
 
     def op_lstm(self) -> OpImpl:
         LSTM = self._api("mxnet.gluon.rnn.LSTM")
@@ -329,7 +403,11 @@ class MxnetAdapter(Adapter):
             y, (h, cell) = m(x, self._rnn_states(m, x))
             return {"y": y, "h": h[0], "c": cell[0]}
 
-        return self._block_op("mxnet.gluon.rnn.LSTM", build, forward, note=f"gate order {MXNET_LSTM} (i, f, c, o); recurrent bias set to 0")
+        def params(m: Any, c: Case) -> dict[str, Array]:
+            return self._rnn_grads(m, "l0", MXNET_LSTM, c.config["gate_order"], wx="i2h_weight", wh="h2h_weight", b="i2h_bias")
+
+        return self._block_op("mxnet.gluon.rnn.LSTM", build, forward, params=params,
+                              note=f"gate order {MXNET_LSTM} (i, f, c, o); recurrent bias set to 0")
 
     def op_gru(self) -> OpImpl:
         GRU = self._api("mxnet.gluon.rnn.GRU")
@@ -345,7 +423,11 @@ class MxnetAdapter(Adapter):
             y, (h,) = m(x, self._rnn_states(m, x))
             return {"y": y, "h": h[0]}
 
-        return self._block_op("mxnet.gluon.rnn.GRU", build, forward, note=f"gate order {MXNET_GRU}")
+        def params(m: Any, c: Case) -> dict[str, Array]:
+            return self._rnn_grads(m, "l0", MXNET_GRU, c.config["gate_order"], wx="i2h_weight", wh="h2h_weight",
+                                   bx="i2h_bias", bh="h2h_bias")
+
+        return self._block_op("mxnet.gluon.rnn.GRU", build, forward, params=params, note=f"gate order {MXNET_GRU}")
 
     def op_bidirectional_rnn(self) -> OpImpl:
         RNN = self._api("mxnet.gluon.rnn.RNN")
@@ -358,20 +440,30 @@ class MxnetAdapter(Adapter):
                              l0_h2h_bias=zeros, r0_i2h_weight=a["wx_bw"].T, r0_h2h_weight=a["wh_bw"].T,
                              r0_i2h_bias=a["b_bw"], r0_h2h_bias=zeros)
 
-        return self._block_op("mxnet.gluon.rnn.RNN(bidirectional=True)", build, lambda m, x, c: {"y": m(x)},
-                              note="a flag on the recurrent layers (l0_* forward, r0_* backward); output [forward, backward]")
+        def params(m: Any, c: Case) -> dict[str, Array]:
+            out = {}
+            for prefix, d in (("l0", "fw"), ("r0", "bw")):
+                out |= self._rnn_grads(m, prefix, "g", "g", **{f"wx_{d}": "i2h_weight", f"wh_{d}": "h2h_weight", f"b_{d}": "i2h_bias"})
+            return out
+
+        return self._block_op("mxnet.gluon.rnn.RNN(bidirectional=True)", build, lambda m, x, c: {"y": m(x)}, params=params,
+                              note="a flag on the recurrent layers (l0_* forward, r0_* backward); output [forward, backward]; "
+                                   "recurrent biases set to 0")
 
     def op_multi_head_attention(self) -> OpImpl:
         places = ("mxnet.gluon.nn", "mxnet.gluon.contrib.nn")
+        looked_up = []
         for where in places:
             try:
                 self._api(f"{where}.MultiHeadAttention")
-            except Unsupported:
+            except Unsupported as exc:
+                looked_up += exc.looked_up
                 continue
             raise NotImplementedError(f"{where}.MultiHeadAttention exists: map the catalog's projections into it")
         kernels = hasattr(self.nd.contrib, "interleaved_matmul_selfatt_qk")
         raise Unsupported(f"{' and '.join(places)} have no MultiHeadAttention"
-                          + (" (only fused attention kernels such as mxnet.nd.contrib.interleaved_matmul_selfatt_qk)" if kernels else ""))
+                          + (" (only fused attention kernels such as mxnet.nd.contrib.interleaved_matmul_selfatt_qk)" if kernels else ""),
+                          looked_up=looked_up)
 
     def op_prelu(self) -> OpImpl:
         PReLU = self._api("mxnet.gluon.nn.PReLU")
@@ -380,23 +472,29 @@ class MxnetAdapter(Adapter):
             alpha = c.arrays["alpha"]
             return self._set(self._init(PReLU(in_channels=alpha.shape[0])), alpha=alpha)
 
-        return self._block_op("mxnet.gluon.nn.PReLU", build, lambda m, x, c: {"y": m(x)}, note="one slope per channel (axis 1)")
+        return self._block_op("mxnet.gluon.nn.PReLU", build, lambda m, x, c: {"y": m(x)},
+                              params=lambda m, c: {"alpha": self._grad(m.alpha)}, note="one slope per channel (axis 1)")
 
     def op_hierarchical_softmax(self) -> OpImpl:
         nd = self.nd
         log_softmax, pick = self._api("mxnet.nd.log_softmax"), self._api("mxnet.nd.pick")
+        names = ("w_cluster", "b_cluster", "w_word", "b_word")
 
-        def forward(_: Any, x: Any, c: Case) -> dict[str, Any]:
-            a, size = c.arrays, c.config["cluster_size"]
-            targets = np.asarray(a["targets"])
+        def build(c: Case) -> dict[str, Any]:
+            return {k: self.A(c.arrays[k], grad=True) for k in names}
+
+        def forward(p: dict[str, Any], x: Any, c: Case) -> dict[str, Any]:
+            size = c.config["cluster_size"]
+            targets = np.asarray(c.arrays["targets"])
             cluster, within = self.A(targets // size), self.A(targets % size)
-            lp_cluster = log_softmax(nd.dot(x, self.A(a["w_cluster"])) + self.A(a["b_cluster"]), axis=-1)
-            w_word = nd.take(self.A(a["w_word"]), cluster)  # (B, D, S): each example's cluster's word weights
-            word_logits = nd.batch_dot(x.expand_dims(1), w_word).reshape((0, -1)) + nd.take(self.A(a["b_word"]), cluster)
+            lp_cluster = log_softmax(nd.dot(x, p["w_cluster"]) + p["b_cluster"], axis=-1)
+            w_word = nd.take(p["w_word"], cluster)  # (B, D, S): each example's cluster's word weights
+            word_logits = nd.batch_dot(x.expand_dims(1), w_word).reshape((0, -1)) + nd.take(p["b_word"], cluster)
             lp_word = log_softmax(word_logits, axis=-1)
             return {"y": pick(lp_cluster, cluster, axis=-1) + pick(lp_word, within, axis=-1)}
 
-        return self._block_op("mxnet.nd.log_softmax x2 + mxnet.nd.pick", lambda c: None, forward, kind="composed",
+        return self._block_op("mxnet.nd.log_softmax x2 + mxnet.nd.pick", build, forward, kind="composed",
+                              params=lambda p, c: {k: self.N(p[k].grad) for k in names},
                               note="MXNet has no hierarchical (or adaptive) softmax: two log-softmaxes and a gather")
 
     def op_ctc_loss(self) -> OpImpl:
@@ -441,6 +539,45 @@ class MxnetAdapter(Adapter):
         return OpImpl("native", api, run, note=note)
 
     @staticmethod
+    def _require_option(opt_cls: Any, parameter: str, where: str) -> None:
+        """Unsupported (with every signature looked up) unless the optimizer's constructor takes `parameter`, either
+        itself or through **kwargs forwarded to a base class's constructor (MXNet optimizers forward theirs to
+        mxnet.optimizer.Optimizer)."""
+        import inspect
+
+        looked_up: list[str] = []
+        for klass in opt_cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            name = where if klass is opt_cls else f"mxnet.optimizer.{klass.__name__}"
+            params = inspect.signature(klass.__init__).parameters
+            if parameter in params:
+                return
+            looked_up.append(f"{name}({parameter}=...)")
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                try:
+                    require_parameter(klass, parameter, name)
+                except Unsupported as exc:
+                    chain = " -> ".join(looked_up)
+                    raise Unsupported(f"{exc} (looked up along {chain})", looked_up=looked_up) from None
+                return
+        raise Unsupported(f"no constructor along {' -> '.join(looked_up)} takes {parameter!r}", looked_up=looked_up)
+
+    @staticmethod
+    def _require_learning_rate_applied(opt_cls: Any, where: str) -> None:
+        """Unsupported unless the optimizer's update reads its learning rate: every MXNet optimizer takes
+        learning_rate through mxnet.optimizer.Optimizer's constructor, and an update rule that uses it reads it
+        with Optimizer._get_lr / _get_lrs."""
+        readers = {"_get_lr", "_get_lrs", "lr"}
+        methods = [m for m in ("update", "update_multi_precision", "fused_step", "step") if m in vars(opt_cls)]
+        names = set().union(*(vars(opt_cls)[m].__code__.co_names for m in methods)) if methods else set()
+        if methods and not names & readers:
+            raise Unsupported(f"{where} takes learning_rate only through mxnet.optimizer.Optimizer(**kwargs), and "
+                              f"nothing in {where}.{' / '.join(methods)} reads it (no Optimizer._get_lr): the update applies "
+                              "the delta as is, so a learning rate other than 1 cannot be expressed",
+                              looked_up=[f"{where}.{m} reading the learning rate (Optimizer._get_lr)" for m in methods])
+
+    @staticmethod
     def _base(h: dict[str, Any]) -> dict[str, Any]:
         return {"learning_rate": h["lr"], "rescale_grad": h["rescale_grad"], "wd": h["wd"], "clip_gradient": h["clip_gradient"]}
 
@@ -455,19 +592,24 @@ class MxnetAdapter(Adapter):
         return self._optimizer("mxnet.optimizer.NAG", lambda opt_cls, h: opt_cls(momentum=h["mu"], **self._base(h)))
 
     def op_adagrad(self) -> OpImpl:
-        return self._optimizer("mxnet.optimizer.AdaGrad", lambda opt_cls, h: opt_cls(eps=h["eps"], **self._base(h)),
-                               note="the accumulator starts at 0 (MXNet's create_state; it has no initial-value option)")
+        def make(opt_cls: Any, h: dict[str, Any]) -> Any:
+            if h["initial_accumulator"] != 0.0:  # MXNet's create_state starts the history at zeros
+                self._require_option(opt_cls, "initial_accumulator_value", "mxnet.optimizer.AdaGrad")
+            return opt_cls(eps=h["eps"], **self._base(h))
+
+        return self._optimizer("mxnet.optimizer.AdaGrad", make,
+                               note="the accumulator starts at 0 (MXNet's create_state); a case with another initial "
+                                    "value is unsupported unless the constructor takes one")
 
     def op_adadelta(self) -> OpImpl:
         def make(opt_cls: Any, h: dict[str, Any]) -> Any:
-            # MXNet's AdaDelta takes no learning rate (weight -= delta): it can only express lr == 1.
-            if h["lr"] != 1.0:
-                raise Unsupported(f"mxnet.optimizer.AdaDelta has no learning rate (it applies the delta as is); "
-                                  f"the case's lr {h['lr']} cannot be expressed")
+            if h["lr"] != 1.0:  # an update without a learning rate is the rule with lr 1
+                self._require_learning_rate_applied(opt_cls, "mxnet.optimizer.AdaDelta")
             return opt_cls(rho=h["rho"], epsilon=h["eps"], **self._base(h))
 
         return self._optimizer("mxnet.optimizer.AdaDelta", make,
-                               note="MXNet's AdaDelta ignores learning_rate (weight -= delta); the catalog's lr is 1.0")
+                               note="MXNet's AdaDelta update is weight -= delta (no learning rate): a case with lr other "
+                                    "than 1 is unsupported unless its update reads the learning rate")
 
     def op_rmsprop(self) -> OpImpl:
         return self._optimizer("mxnet.optimizer.RMSProp",
@@ -485,14 +627,16 @@ class MxnetAdapter(Adapter):
             kernel = hasattr(self.nd.contrib, "adamw_update")
             raise Unsupported(f"{exc} (mxnet.optimizer.Adam's wd is coupled L2 added to the gradient, not decoupled"
                               + ("; only the fused kernel mxnet.nd.contrib.adamw_update exists, without bias correction, "
-                                 "for callers that bring their own optimizer" if kernel else "") + ")") from None
+                                 "for callers that bring their own optimizer" if kernel else "") + ")",
+                              looked_up=exc.looked_up) from None
         raise NotImplementedError("mxnet.optimizer.AdamW exists: map the catalog's hyperparameters into it")
 
     # ------------------------------------------------------------------------------------------ graphs
     @staticmethod
     def _namespace(F: Any) -> Any:
-        """The catalog's F over mx.nd (imperative) or mx.sym (inside a hybridized block)."""
-        return types.SimpleNamespace(sum=F.sum, tanh=F.tanh, matmul=F.dot)
+        """The catalog's F over mx.nd (imperative) or mx.sym (inside a hybridized block); item reads a one-element
+        NDArray as a Python float (asscalar() waits for the value; a Symbol has no value to read)."""
+        return types.SimpleNamespace(sum=F.sum, tanh=F.tanh, matmul=F.dot, item=lambda t: float(t.asscalar()))
 
     def graph_namespace(self) -> Any:
         return self._namespace(self.nd)
@@ -507,21 +651,13 @@ class MxnetAdapter(Adapter):
     def compile_paths(self) -> list[str]:
         return [HYBRIDIZE] if hasattr(self.gluon, "HybridBlock") else []
 
+    def compile_path_lookups(self) -> list[str]:
+        return ["mxnet.gluon.HybridBlock"]
+
     def _program_block(self, fn: Callable[..., Any]) -> Any:
         """A HybridBlock whose hybrid_forward runs the catalog program on F; it counts its symbolic traces."""
-        mx, namespace = self.mx, self._namespace
-
-        class Program(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
-            def __init__(self) -> None:
-                super().__init__()
-                self.traces = 0
-
-            def hybrid_forward(self, F: Any, x: Any, *rest: Any) -> Any:
-                if F is mx.sym:  # called with Symbols: MXNet is tracing the graph for its CachedOp
-                    self.traces += 1
-                return fn(namespace(F), x, *rest)
-
-        return Program()
+        namespace = self._namespace
+        return self._traced_block(lambda F, block, *inputs: fn(namespace(F), *inputs))
 
     def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
         if path != HYBRIDIZE:
@@ -542,7 +678,12 @@ class MxnetAdapter(Adapter):
     def _sync(self) -> None:
         self.nd.waitall()
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, list[str]]:
+    def _data(self, param: Any) -> Array:
+        return self.N(param.data(self.ctx))
+
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Callable[[], dict[str, Array]], list[str]]:
+        """The workload's Gluon model loaded with the catalog's initial parameters, a reader of its parameters in
+        the catalog's names and layouts, and notes."""
         nn, rnn = self.gluon.nn, self.gluon.rnn
         if spec_id == "mlp_train":
             d, h = a["w1"].shape
@@ -550,9 +691,17 @@ class MxnetAdapter(Adapter):
             net.add(nn.Dense(h, in_units=d, activation="relu"), nn.Dense(h, in_units=h, activation="relu"),
                     nn.Dense(a["w3"].shape[1], in_units=h))
             self._init(net)
-            for layer, (w, b) in zip(net, (("w1", "b1"), ("w2", "b2"), ("w3", "b3"))):
+            names = (("w1", "b1"), ("w2", "b2"), ("w3", "b3"))
+            for layer, (w, b) in zip(net, names):
                 self._set(layer, weight=a[w].T, bias=a[b])
-            return net, []
+
+            def read_mlp() -> dict[str, Array]:
+                out = {}
+                for layer, (w, b) in zip(net, names):
+                    out[w], out[b] = self._data(layer.weight).T, self._data(layer.bias)
+                return out
+
+            return net, read_mlp, ["Dense weights are (out, in): loaded and read back transposed"]
         if spec_id == "cnn_train":
             c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
             net = nn.HybridSequential()
@@ -563,7 +712,13 @@ class MxnetAdapter(Adapter):
             self._set(net[0], weight=a["conv1_w"], bias=a["conv1_b"])
             self._set(net[2], weight=a["conv2_w"], bias=a["conv2_b"])
             self._set(net[4], weight=a["fc_w"].T, bias=a["fc_b"])
-            return net, []
+
+            def read_cnn() -> dict[str, Array]:
+                return {"conv1_w": self._data(net[0].weight), "conv1_b": self._data(net[0].bias),
+                        "conv2_w": self._data(net[2].weight), "conv2_b": self._data(net[2].bias),
+                        "fc_w": self._data(net[4].weight).T, "fc_b": self._data(net[4].bias)}
+
+            return net, read_cnn, []
         if spec_id == "lstm_train":
             d, h = a["wx"].shape[0], a["wh"].shape[0]
 
@@ -586,8 +741,14 @@ class MxnetAdapter(Adapter):
             for bias in (net.lstm.l0_i2h_bias, net.lstm.l0_h2h_bias):
                 bias.grad_req = "null"  # gluon.rnn.LSTM has no bias-free option: its biases stay 0 and are not trained
             self._set(net.fc, weight=a["fc_w"].T, bias=a["fc_b"])
-            return net, ["gluon.rnn.LSTM always has two bias vectors: both fixed at 0 and frozen (grad_req='null'), "
-                         "so the trainable parameters are the catalog's"]
+
+            def read_lstm() -> dict[str, Array]:
+                return {"wx": reorder_gates(self._data(net.lstm.l0_i2h_weight).T, MXNET_LSTM, CANONICAL_LSTM),
+                        "wh": reorder_gates(self._data(net.lstm.l0_h2h_weight).T, MXNET_LSTM, CANONICAL_LSTM),
+                        "fc_w": self._data(net.fc.weight).T, "fc_b": self._data(net.fc.bias)}
+
+            return net, read_lstm, ["gluon.rnn.LSTM always has two bias vectors: both fixed at 0 and frozen (grad_req='null'), "
+                                    "so the trainable parameters are the catalog's"]
         raise KeyError(spec_id)
 
     def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
@@ -603,12 +764,14 @@ class MxnetAdapter(Adapter):
         if spec.kind == "op":
             if spec.id == "gemm":
                 args: tuple[Any, ...] = (self.A(arrays["a"]), self.A(arrays["b"]))
-                fn: Callable[..., Any] = (hybridize(self._program_block(lambda F, p, q: F.matmul(p, q))) if compiled
-                                          else self.nd.dot)
+                block = hybridize(self._traced_block(lambda F, blk, p, q: F.dot(p, q)))
+                fn: Callable[..., Any] = block if compiled else self.nd.dot
             elif spec.id == "conv2d":
                 w = arrays["w"]
                 conv = nn.Conv2D(w.shape[0], w.shape[2:], padding=1, use_bias=False, in_channels=w.shape[1])
-                fn = hybridize(self._set(self._init(conv), weight=w))
+                self._set(self._init(conv), weight=w)
+                block = hybridize(self._traced_block(lambda F, blk, x: blk.conv(x), conv=conv))
+                fn = block if compiled else conv
                 args = (self.A(arrays["x"]),)
             else:
                 raise KeyError(spec.id)
@@ -616,27 +779,37 @@ class MxnetAdapter(Adapter):
             def step() -> Any:
                 return fn(*args)
 
-            return Workload(step, self._sync, 0, path)
+            return Workload(step, self._sync, 0, path, observe=lambda y: {"y": self.N(y)},
+                            compile_scope="op" if compiled else None,
+                            traces=(lambda: block.traces) if compiled else (lambda: None))
 
-        net, notes = self._train_model(spec.id, arrays)
-        loss_fn = self.gluon.loss.SoftmaxCrossEntropyLoss()
-        hybridize(net)
-        hybridize(loss_fn)
+        net, read, notes = self._train_model(spec.id, arrays)
+        loss_fn = self.gluon.loss.SoftmaxCrossEntropyLoss()  # per example; Trainer.step(batch) makes the update the mean's
+        # the model and its loss as one block: hybridized, it is one CachedOp, traced once, whose backward MXNet runs too
+        model = hybridize(self._traced_block(lambda F, blk, x, y: blk.loss(blk.net(x), y), net=net, loss=loss_fn))
         params = {k: p for k, p in net.collect_params().items() if p.grad_req != "null"}
         trainer = self.gluon.Trainer(params, "sgd", {"learning_rate": 0.01, "momentum": 0.0, "wd": 0.0})
         x, labels = self.A(arrays["x"]), self.A(arrays["labels"])
         batch = x.shape[0]
 
-        def train_step() -> None:
+        def train_step() -> Any:
             with self.autograd.record():
-                loss = loss_fn(net(x), labels)
+                loss = model(x, labels)
             loss.backward()
             trainer.step(batch)  # rescale_grad = 1 / batch: the summed per-example gradient becomes the mean's
+            return loss
+
+        def observe(loss: Any) -> dict[str, Any]:
+            return {"loss": float(self.N(loss).astype(np.float64).mean()), **read()}
 
         count = sum(int(np.prod(p.shape)) for p in params.values())
         if compiled:
-            notes.append("the model and the loss are hybridized; the SGD update (gluon.Trainer) runs imperatively")
-        return Workload(train_step, self._sync, count, path, notes)
+            notes.append("the model and its softmax cross-entropy are one hybridized block (one CachedOp: forward and "
+                         "its backward); gluon.Trainer's SGD update runs imperatively after it (Gluon 1.x puts no "
+                         "optimizer update into a CachedOp)")
+        return Workload(train_step, self._sync, count, path, notes, observe=observe,
+                        compile_scope="forward_backward" if compiled else None,
+                        traces=(lambda: model.traces) if compiled else (lambda: None))
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -705,9 +878,11 @@ class MxnetAdapter(Adapter):
         import onnx
         from onnx.defs import onnx_opset_version
 
-        written = onnx_opset_version()
+        written = onnx_opset_version()  # what export_model stamps when it is given no opset
+        chosen: dict[str, Any] = {}
         if opset is not None and opset != written:
-            raise Unsupported(f"mxnet.onnx.export_model takes no opset: it always stamps the installed onnx's newest ({written})")
+            require_parameter(export_model, "opset_version", "mxnet.onnx.export_model")
+            chosen, written = {"opset_version": opset}, opset
         net = self._onnx_block(model)
         net.hybridize()
         x = model.sample_input()
@@ -715,7 +890,7 @@ class MxnetAdapter(Adapter):
         with tempfile.TemporaryDirectory() as tmp:
             prefix = os.path.join(tmp, model.id)
             net.export(prefix)  # symbol JSON + parameters, the exporter's input
-            export_model(f"{prefix}-symbol.json", f"{prefix}-0000.params", [x.shape], [np.float32], path)
+            export_model(f"{prefix}-symbol.json", f"{prefix}-0000.params", [x.shape], [np.float32], path, **chosen)
         notes = [f"export_model has no opset argument: it stamps opset {written} (the installed onnx's newest)"]
         registry = getattr(getattr(self.mx.onnx.mx2onnx, "_export_onnx", None), "MXNetGraph", None)
         if registry is not None and getattr(registry, "registry_", None):
@@ -724,7 +899,7 @@ class MxnetAdapter(Adapter):
         doubled = {i.name for i in graph.input} & {t.name for t in graph.initializer}
         if doubled:
             notes.append(f"the exporter lists {len(doubled)} weights as graph inputs as well as initializers")
-        return ExportResult("mxnet.onnx.export_model", self.mx.__version__, True, written, expected, notes)
+        return ExportResult("mxnet.onnx.export_model", self.mx.__version__, written, expected, notes)
 
     def onnx_import(self, path: str) -> ImportResult:
         import_model = self._api("mxnet.contrib.onnx.import_model")
@@ -749,4 +924,4 @@ class MxnetAdapter(Adapter):
         notes = [f"rewritten before import: {len(missing)} initializers also listed as graph inputs "
                  "(mxnet.contrib.onnx.import_model raises KeyError on initializers that are not inputs)",
                  "run through gluon.SymbolBlock with the imported parameters"] if missing else ["run through gluon.SymbolBlock"]
-        return ImportResult("mxnet.contrib.onnx.import_model", self.mx.__version__, True, run, notes)
+        return ImportResult("mxnet.contrib.onnx.import_model", self.mx.__version__, run, notes)

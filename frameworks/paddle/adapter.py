@@ -1,13 +1,11 @@
 """PaddlePaddle adapter: paddle.nn, paddle.nn.functional, paddle.optimizer in dygraph (eager) mode; paddle.jit.to_static
 as the compile path (SOT bytecode translation, the 3.x default, and the AST transcriber with full_graph=True); ONNX
 export through paddle.onnx.export, whose converter is the separate paddle2onnx package; ONNX import with the separate
-x2paddle converter."""
+x2paddle converter. Layer gradients (the input's and every parameter's) come from paddle.autograd.backward."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import types
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,11 +26,19 @@ from harness.adapter import (
     Workload,
     distribution_versions,
     reorder_gates,
+    require_parameter,
     resolve,
 )
 from harness.catalog.ops import Case
+from harness.catalog.workloads import LEARNING_RATE
 
 Array = np.ndarray
+#: a catalog parameter's Paddle tensor, and how its gradient maps back to the catalog's layout (None: same layout)
+ParamGrad = tuple[Any, Callable[[Array], Array] | None]
+#: catalog parameter name -> the layer's parameter name (named_parameters()), or (that name, gradient mapping)
+ParamNames = dict[str, "str | tuple[str, Callable[[Array], Array]]"]
+#: a workload parameter: its name in the model, and the maps catalog -> Paddle layout and back (None: same layout)
+WorkloadParam = tuple[str, "Callable[[Array], Array] | None", "Callable[[Array], Array] | None"]
 CANONICAL_LSTM = "ifgo"  # the catalog's gate order
 # paddle.nn.LSTMCell documents weight_ih as the concatenation of W_ii, W_if, W_ig, W_io (rows), i.e. gates i, f, g, o.
 PADDLE_LSTM = "ifgo"
@@ -50,6 +56,17 @@ def _quiet_imports() -> None:
     os.environ.setdefault("GLOG_v", "0")
     os.environ.setdefault("FLAGS_call_stack_level", "1")
     warnings.filterwarnings("ignore", message=".*ccache.*")
+
+
+def _train_step(model: Any, opt: Any, loss_fn: Any, inputs: Any, targets: Any) -> Any:
+    """One training step. A module-level function taking everything as arguments: SOT cannot resume a function with
+    free variables after a graph break ("Break graph in closure is not support"), and Tensor.backward is one, so a
+    closure would fall back to running the whole step eagerly."""
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    opt.step()
+    opt.clear_grad()
+    return loss
 
 
 class PaddleAdapter(Adapter):
@@ -119,31 +136,58 @@ class PaddleAdapter(Adapter):
             state[name].set_value(value)
         return layer
 
-    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
-        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`.
+    def _result(self, case: Case, wrt: Any, outputs: dict[str, Any], params: dict[str, ParamGrad] | None = None) -> dict[str, Any]:
+        """Outputs as NumPy, plus "grads": the vector-Jacobian product with the case's cotangents w.r.t. the input
+        `wrt` and every trainable parameter of the case, in the catalog's layout.
 
-        The product comes from paddle.autograd.backward (the path training takes) and is read from `wrt.grad`.
-        paddle.grad(outputs, [wrt], cotangents) is not used for layers: asking for the input's gradient alone makes
-        Paddle 3.3.1 skip the parameters' gradients, and then the LayerNorm input gradient comes out wrong and the
-        RNN and HSigmoidLoss backward kernels fail ("Required tensor shall not be nullptr").
+        `params` maps each catalog parameter name to the Paddle tensor it was loaded into and the function that maps
+        that tensor's gradient back to the catalog's layout (None: same layout). The gradients come from
+        paddle.autograd.backward (the path training takes) and are read from each tensor's `.grad`. paddle.grad
+        (outputs, [x], cotangents) is not used for layers: asking for the input's gradient alone makes Paddle 3.3.1
+        skip the parameters' gradients, and then the LayerNorm input gradient comes out wrong and the RNN and
+        HSigmoidLoss backward kernels fail ("Required tensor shall not be nullptr").
         """
-        out = {k: self.N(v) for k, v in outputs.items()}
-        if case.grad_wrt is not None:
-            names = list(case.cotangents)
-            self.paddle.autograd.backward([outputs[k] for k in names], [self.T(case.cotangents[k]) for k in names])
-            if wrt.grad is None:
-                raise RuntimeError(f"paddle.autograd.backward left no gradient on {case.grad_wrt}")
-            out["grad"] = self.N(wrt.grad)
+        out: dict[str, Any] = {k: self.N(v) for k, v in outputs.items()}
+        if case.grad_wrt is None:
+            return out
+        params = params or {}
+        unmapped = [n for n in case.params if n != case.grad_wrt and n not in params]
+        if unmapped:
+            raise KeyError(f"the adapter maps no Paddle tensor for the case's parameters {unmapped}")
+        names = list(case.cotangents)
+        self.paddle.autograd.backward([outputs[k] for k in names], [self.T(case.cotangents[k]) for k in names])
+        grads: dict[str, Array] = {}
+        for name, (tensor, to_catalog) in {case.grad_wrt: (wrt, None), **params}.items():
+            if tensor.grad is None:  # Paddle computed none: left out, and the probe records it as not returned
+                continue
+            g = self.N(tensor.grad)
+            grads[name] = g if to_catalog is None else to_catalog(g)
+        out["grads"] = grads
+        return out
+
+    @staticmethod
+    def _params(layer: Any, names: ParamNames) -> dict[str, ParamGrad]:
+        """catalog name -> (the layer's parameter, gradient-to-catalog mapping), from catalog name -> the parameter's
+        name in layer.named_parameters() (or (name, mapping) where the layout differs)."""
+        own = dict(layer.named_parameters())
+        out: dict[str, ParamGrad] = {}
+        for catalog, spec in names.items():
+            key, to_catalog = (spec, None) if isinstance(spec, str) else spec
+            out[catalog] = (own[key], to_catalog)
         return out
 
     def _module_op(self, api: str, build: Callable[[Case], Any], forward: Callable[[Any, Any, Case], dict[str, Any]],
-                   kind: str = "native", variant: str | None = None, note: str = "") -> OpImpl:
-        """An op that is one layer applied to the case's grad_wrt input (APIs are resolved by the caller)."""
+                   params: ParamNames | Callable[[Any, Case], dict[str, ParamGrad]] | None = None, kind: str = "native",
+                   variant: str | None = None, note: str = "") -> OpImpl:
+        """An op that is one layer applied to the case's grad_wrt input (APIs are resolved by the caller); `params`
+        names the layer's parameters that hold the case's trainable arrays (see _params), or finds them itself."""
 
-        def run(case: Case) -> dict[str, Array]:
+        def run(case: Case) -> dict[str, Any]:
             layer = build(case)
             x = self.T(case.arrays[case.grad_wrt or "x"], grad=True)
-            return self._result(case, x, forward(layer, x, case))
+            outputs = forward(layer, x, case)
+            found = params(layer, case) if callable(params) else self._params(layer, params) if params else {}
+            return self._result(case, x, outputs, found)
 
         return OpImpl(kind, api, run, variant, note)
 
@@ -161,7 +205,7 @@ class PaddleAdapter(Adapter):
         # paddle.nn.Linear stores its weight as (in, out): the catalog's layout, no transpose
         return self._module_op("paddle.nn.Linear",
                                lambda c: self._load(Linear(*c.arrays["w"].shape), weight=c.arrays["w"], bias=c.arrays["b"]),
-                               self._y, note="weight stored (in, out) as in the catalog")
+                               self._y, {"w": "weight", "b": "bias"}, note="weight stored (in, out) as in the catalog")
 
     def _conv(self, api: str) -> OpImpl:
         Conv = self._api(api)
@@ -172,7 +216,7 @@ class PaddleAdapter(Adapter):
                          dilation=c.config["dilation"])
             return self._load(layer, weight=w, bias=c.arrays["b"])
 
-        return self._module_op(api, build, self._y)
+        return self._module_op(api, build, self._y, {"w": "weight", "b": "bias"})
 
     def op_conv1d(self) -> OpImpl:
         return self._conv("paddle.nn.Conv1D")
@@ -191,7 +235,7 @@ class PaddleAdapter(Adapter):
             layer = ConvT(w.shape[0], w.shape[1], list(w.shape[2:]), stride=c.config["stride"], padding=c.config["padding"])
             return self._load(layer, weight=w, bias=c.arrays["b"])
 
-        return self._module_op("paddle.nn.Conv2DTranspose", build, self._y)
+        return self._module_op("paddle.nn.Conv2DTranspose", build, self._y, {"w": "weight", "b": "bias"})
 
     def op_separable_conv2d(self) -> OpImpl:
         Conv = self._api("paddle.nn.Conv2D")
@@ -204,12 +248,15 @@ class PaddleAdapter(Adapter):
             point = self._load(Conv(ch, pw.shape[0], 1), weight=pw, bias=c.arrays["b"])
             return Sequential(depth, point)
 
-        return self._module_op("paddle.nn.Conv2D(groups=C) + paddle.nn.Conv2D(1x1)", build, self._y, kind="composed",
+        return self._module_op("paddle.nn.Conv2D(groups=C) + paddle.nn.Conv2D(1x1)", build, self._y,
+                               {"w_depthwise": "0.weight", "w_pointwise": "1.weight", "b": "1.bias"}, kind="composed",
                                note="paddle.nn has no separable-convolution layer: depthwise (grouped) conv then 1x1 conv")
 
     def op_max_pool2d(self) -> OpImpl:
         Pool = self._api("paddle.nn.MaxPool2D")
-        return self._module_op("paddle.nn.MaxPool2D", lambda c: Pool(c.config["kernel"], c.config["stride"]), self._y)
+        return self._module_op("paddle.nn.MaxPool2D",
+                               lambda c: Pool(c.config["kernel"], c.config["stride"], padding=c.config.get("padding", 0)),
+                               self._y, note="Paddle's max pooling pads with -inf: padded cells never win")
 
     def op_avg_pool2d(self) -> OpImpl:
         Pool = self._api("paddle.nn.AvgPool2D")
@@ -242,14 +289,15 @@ class PaddleAdapter(Adapter):
             m.train()
             return {"y_train": m(x), "y_eval": y_eval}
 
-        return self._module_op("paddle.nn.BatchNorm2D", build, forward, note="running statistics are the _mean/_variance buffers")
+        return self._module_op("paddle.nn.BatchNorm2D", build, forward, {"gamma": "weight", "beta": "bias"},
+                               note="running statistics are the _mean/_variance buffers")
 
     def op_layer_norm(self) -> OpImpl:
         LN = self._api("paddle.nn.LayerNorm")
         return self._module_op(
             "paddle.nn.LayerNorm",
             lambda c: self._load(LN(c.arrays["gamma"].shape[0], epsilon=c.config["eps"]), weight=c.arrays["gamma"], bias=c.arrays["beta"]),
-            self._y,
+            self._y, {"gamma": "weight", "beta": "bias"},
         )
 
     def op_group_norm(self) -> OpImpl:
@@ -258,7 +306,7 @@ class PaddleAdapter(Adapter):
             "paddle.nn.GroupNorm",
             lambda c: self._load(GN(c.config["groups"], c.arrays["gamma"].shape[0], epsilon=c.config["eps"]),
                                  weight=c.arrays["gamma"], bias=c.arrays["beta"]),
-            self._y,
+            self._y, {"gamma": "weight", "beta": "bias"},
         )
 
     def op_local_response_norm(self) -> OpImpl:
@@ -284,12 +332,19 @@ class PaddleAdapter(Adapter):
     def op_embedding(self) -> OpImpl:
         Emb = self._api("paddle.nn.Embedding")
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             w = c.arrays["weight"]
             m = self._load(Emb(*w.shape), weight=w)
             return self._result(c, m.weight, {"y": m(self.T(c.arrays["indices"]))})
 
-        return OpImpl("native", "paddle.nn.Embedding", run)
+        return OpImpl("native", "paddle.nn.Embedding", run, note="the gradient w.r.t. the table is dense (sparse=False)")
+
+    @staticmethod
+    def _gates(framework: str, catalog: str, transpose: bool) -> Callable[[Array], Array]:
+        """A Paddle RNN gradient (gate blocks in Paddle's order; weights (out, in)) back to the catalog's layout."""
+        def back(g: Array) -> Array:
+            return reorder_gates(g.T if transpose else g, framework, catalog)
+        return back
 
     def op_simple_rnn(self) -> OpImpl:
         RNN = self._api("paddle.nn.SimpleRNN")
@@ -304,7 +359,9 @@ class PaddleAdapter(Adapter):
             y, h = m(x)
             return {"y": y, "h": h[0]}
 
-        return self._module_op("paddle.nn.SimpleRNN", build, forward, note="Paddle keeps two biases; the second is set to 0")
+        return self._module_op("paddle.nn.SimpleRNN", build, forward,
+                               {"wx": ("weight_ih_l0", np.transpose), "wh": ("weight_hh_l0", np.transpose), "b": "bias_ih_l0"},
+                               note="Paddle keeps two biases; the second is set to 0 (not a catalog parameter)")
 
     def op_lstm(self) -> OpImpl:
         LSTM = self._api("paddle.nn.LSTM")
@@ -320,7 +377,14 @@ class PaddleAdapter(Adapter):
             y, (h, cell) = m(x)
             return {"y": y, "h": h[0], "c": cell[0]}
 
-        return self._module_op("paddle.nn.LSTM", build, forward, note=f"gate order {PADDLE_LSTM} (documented); second bias set to 0")
+        def params(m: Any, c: Case) -> dict[str, ParamGrad]:
+            order = c.config["gate_order"]
+            return self._params(m, {"wx": ("weight_ih_l0", self._gates(PADDLE_LSTM, order, True)),
+                                    "wh": ("weight_hh_l0", self._gates(PADDLE_LSTM, order, True)),
+                                    "b": ("bias_ih_l0", self._gates(PADDLE_LSTM, order, False))})
+
+        return self._module_op("paddle.nn.LSTM", build, forward, params,
+                               note=f"gate order {PADDLE_LSTM} (documented); second bias set to 0 (not a catalog parameter)")
 
     def op_gru(self) -> OpImpl:
         GRU = self._api("paddle.nn.GRU")
@@ -336,7 +400,15 @@ class PaddleAdapter(Adapter):
             y, h = m(x)
             return {"y": y, "h": h[0]}
 
-        return self._module_op("paddle.nn.GRU", build, forward, note=f"gate order {PADDLE_GRU} (documented: r, z, candidate)")
+        def params(m: Any, c: Case) -> dict[str, ParamGrad]:
+            order = c.config["gate_order"]
+            return self._params(m, {"wx": ("weight_ih_l0", self._gates(PADDLE_GRU, order, True)),
+                                    "wh": ("weight_hh_l0", self._gates(PADDLE_GRU, order, True)),
+                                    "bx": ("bias_ih_l0", self._gates(PADDLE_GRU, order, False)),
+                                    "bh": ("bias_hh_l0", self._gates(PADDLE_GRU, order, False))})
+
+        return self._module_op("paddle.nn.GRU", build, forward, params,
+                               note=f"gate order {PADDLE_GRU} (documented: r, z, candidate)")
 
     def op_bidirectional_rnn(self) -> OpImpl:
         BiRNN = self._api("paddle.nn.BiRNN")
@@ -352,21 +424,27 @@ class PaddleAdapter(Adapter):
                 cells.append(self._load(cell, weight_ih=a[f"wx_{d}"].T, weight_hh=a[f"wh_{d}"].T, bias_ih=a[f"b_{d}"], bias_hh=zeros))
             return BiRNN(cells[0], cells[1])
 
-        return self._module_op("paddle.nn.BiRNN(SimpleRNNCell, SimpleRNNCell)", build, lambda m, x, c: {"y": m(x)[0]},
-                               note="a wrapper over a forward and a backward cell; output [forward, backward]")
+        names: ParamNames = {}
+        for d in ("fw", "bw"):
+            names |= {f"wx_{d}": (f"cell_{d}.weight_ih", np.transpose), f"wh_{d}": (f"cell_{d}.weight_hh", np.transpose),
+                      f"b_{d}": f"cell_{d}.bias_ih"}
+        return self._module_op("paddle.nn.BiRNN(SimpleRNNCell, SimpleRNNCell)", build, lambda m, x, c: {"y": m(x)[0]}, names,
+                               note="a wrapper over a forward and a backward cell; output [forward, backward]; each "
+                                    "cell's second bias is set to 0 (not a catalog parameter)")
 
     def op_multi_head_attention(self) -> OpImpl:
         MHA = self._api("paddle.nn.MultiHeadAttention")
+        proj = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj"}
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             a = c.arrays
             m = MHA(c.config["embed_dim"], c.config["heads"])
             # separate q/k/v/out projections, each a paddle.nn.Linear with an (in, out) weight: the catalog's layout
-            self._load(m, **{f"{p}_proj.weight": a[f"w{p[0]}"] for p in ("q", "k", "v", "out")},
-                       **{f"{p}_proj.bias": a[f"b{p[0]}"] for p in ("q", "k", "v", "out")})
+            self._load(m, **{f"{p}.weight": a[f"w{k}"] for k, p in proj.items()}, **{f"{p}.bias": a[f"b{k}"] for k, p in proj.items()})
             q = self.T(a["q"], grad=True)
             y = m(q, self.T(a["k"]), self.T(a["v"]))
-            return self._result(c, q, {"y": y})
+            names: ParamNames = {f"{kind}{k}": f"{p}.{'weight' if kind == 'w' else 'bias'}" for k, p in proj.items() for kind in "wb"}
+            return self._result(c, q, {"y": y}, self._params(m, names))
 
         return OpImpl("native", "paddle.nn.MultiHeadAttention", run, note="batch first; separate q/k/v projections")
 
@@ -374,7 +452,7 @@ class PaddleAdapter(Adapter):
         PReLU = self._api("paddle.nn.PReLU")
         return self._module_op("paddle.nn.PReLU",
                                lambda c: self._load(PReLU(c.arrays["alpha"].shape[0]), _weight=c.arrays["alpha"]), self._y,
-                               note="one slope per channel (num_parameters=C), data_format NCHW")
+                               {"alpha": "_weight"}, note="one slope per channel (num_parameters=C), data_format NCHW")
 
     def op_hierarchical_softmax(self) -> list[OpImpl]:
         """Paddle ships two close variants; both are tried, the hierarchical sigmoid first (it is Paddle's own
@@ -399,9 +477,14 @@ class PaddleAdapter(Adapter):
             output, _loss = m(x, self.T(c.arrays["targets"]))
             return {"y": output.reshape([-1])}
 
-        return self._module_op("paddle.nn.AdaptiveLogSoftmaxWithLoss", build, forward, kind="variant",
+        def params(m: Any, c: Case) -> dict[str, ParamGrad]:
+            proj, out = m.tail_weights[0]
+            return {**self._params(m, {"w_head": "head_weight", "b_head": "head_bias"}), "w_proj": (proj, None), "w_tail": (out, None)}
+
+        return self._module_op("paddle.nn.AdaptiveLogSoftmaxWithLoss", build, forward, params, kind="variant",
                                variant="adaptive_softmax",
-                               note="its tail weights are not registered as parameters: an optimizer would not train them")
+                               note="its tail weights are not registered as parameters (an optimizer given "
+                                    "m.parameters() would not train them); their gradients are read from the tensors")
 
     def _hsigmoid(self) -> OpImpl:
         HSigmoid = self._api("paddle.nn.HSigmoidLoss")
@@ -420,7 +503,8 @@ class PaddleAdapter(Adapter):
             loss = m(x, self.T(t.reshape(-1, 1)), path_table=self.T(a["path_table"][t]), path_code=self.T(a["path_code"][t]))
             return {"y": -loss.reshape([-1])}  # the loss is -log p(target); the catalog's output is log p(target)
 
-        return self._module_op("paddle.nn.HSigmoidLoss(is_custom=True)", build, forward, kind="variant",
+        return self._module_op("paddle.nn.HSigmoidLoss(is_custom=True)", build, forward,
+                               {"w_nodes": "weight", "b_nodes": ("bias", lambda g: g.reshape(-1))}, kind="variant",
                                variant="hierarchical_sigmoid",
                                note="hierarchical sigmoid over the case's binary tree, given to Paddle as per-example "
                                     "path table and codes (is_custom=True); the loss is negated to log p(target)")
@@ -470,8 +554,12 @@ class PaddleAdapter(Adapter):
                                note="use_nesterov=True")
 
     def op_adagrad(self) -> OpImpl:
-        return self._optimizer("paddle.optimizer.Adagrad",
-                               lambda opt_cls, h: opt_cls(learning_rate=h["lr"], epsilon=h["eps"], parameters=h["params"], initial_accumulator_value=0.0))
+        def make(opt_cls: Any, h: dict[str, Any]) -> Any:
+            require_parameter(opt_cls, "initial_accumulator_value", "paddle.optimizer.Adagrad")
+            return opt_cls(learning_rate=h["lr"], epsilon=h["eps"], parameters=h["params"],
+                           initial_accumulator_value=h["initial_accumulator"])
+
+        return self._optimizer("paddle.optimizer.Adagrad", make, note="initial_accumulator_value is the case's initial accumulator")
 
     def op_adadelta(self) -> OpImpl:
         return self._optimizer("paddle.optimizer.Adadelta",
@@ -497,7 +585,7 @@ class PaddleAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ graphs
     def graph_namespace(self) -> Any:
         p = self.paddle
-        return types.SimpleNamespace(sum=p.sum, tanh=p.tanh, matmul=p.matmul)
+        return types.SimpleNamespace(sum=p.sum, tanh=p.tanh, matmul=p.matmul, item=lambda t: t.item())
 
     def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
         tensors = [self.T(a, grad=(i == 0)) for i, a in enumerate(args)]
@@ -506,12 +594,15 @@ class PaddleAdapter(Adapter):
         return float(value), self.N(g)
 
     def graph_notes(self) -> list[str]:
-        return ["dygraph (eager) mode, Paddle's default; the gradient comes from paddle.grad"]
+        return ["dygraph (eager) mode, Paddle's default; F.item is Tensor.item(); the gradient comes from paddle.grad"]
 
     def compile_paths(self) -> list[str]:
         if not hasattr(getattr(self.paddle, "jit", None), "to_static"):
             return []
         return [SOT_PATH, AST_PATH]
+
+    def compile_path_lookups(self) -> list[str]:
+        return ["paddle.jit.to_static"]
 
     @staticmethod
     def _fixed_arity(fn: Callable[..., Any], F: Any, arity: int) -> Callable[..., Any]:
@@ -568,59 +659,140 @@ class PaddleAdapter(Adapter):
         if self.place != "cpu":
             self.paddle.device.synchronize()
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> Any:
-        nn = self.nn
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, dict[str, WorkloadParam]]:
+        """The workload's model with the catalog's initial parameters loaded, and for every catalog parameter: the
+        model's parameter name and how its value maps back to the catalog's layout (for observe)."""
+        nn, p = self.nn, self.paddle
+        same = None
         if spec_id == "mlp_train":
             d, h = a["w1"].shape
             c = a["w3"].shape[1]
             m = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
-            return self._load(m, **{"0.weight": a["w1"], "0.bias": a["b1"], "2.weight": a["w2"], "2.bias": a["b2"],
-                                    "4.weight": a["w3"], "4.bias": a["b3"]})
-        if spec_id == "cnn_train":
+            # paddle.nn.Linear weights are (in, out): the catalog's layout
+            layout: dict[str, WorkloadParam] = {"w1": ("0.weight", same, same), "b1": ("0.bias", same, same),
+                                                "w2": ("2.weight", same, same), "b2": ("2.bias", same, same),
+                                                "w3": ("4.weight", same, same), "b3": ("4.bias", same, same)}
+        elif spec_id == "cnn_train":
             c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
             m = nn.Sequential(nn.Conv2D(3, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(c1, c2, 3, padding=1),
                               nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Linear(a["fc_w"].shape[0], a["fc_w"].shape[1]))
-            return self._load(m, **{"0.weight": a["conv1_w"], "0.bias": a["conv1_b"], "3.weight": a["conv2_w"],
-                                    "3.bias": a["conv2_b"], "7.weight": a["fc_w"], "7.bias": a["fc_b"]})
-        if spec_id == "lstm_train":
-            d, h = a["wx"].shape[0], a["wh"].shape[0]
+            layout = {"conv1_w": ("0.weight", same, same), "conv1_b": ("0.bias", same, same),
+                      "conv2_w": ("3.weight", same, same), "conv2_b": ("3.bias", same, same),
+                      "fc_w": ("7.weight", same, same), "fc_b": ("7.bias", same, same)}
+        elif spec_id == "lstm_train":
+            d, hidden = a["wx"].shape[0], a["wh"].shape[0]
 
             class LSTMClassifier(nn.Layer):
+                """No biases: paddle.nn.LSTM(bias_ih_attr=False, bias_hh_attr=False) dies with SIGSEGV in its fused CPU
+                kernel (Paddle 3.3.1), so the model steps paddle.nn.LSTMCell over the sequence itself, as
+                paddle.nn.RNN does in dygraph. The loop is the model's own rather than paddle.nn.RNN's because SOT
+                breaks the graph inside paddle.nn.RNN (its get_initial_states builds a class; x[i] by the loop
+                counter), which left the whole LSTM eager under to_static. With bias attrs False the cell keeps zero
+                biases that are not trainable (stop_gradient=True): they are not counted."""
+
                 def __init__(self) -> None:
                     super().__init__()
-                    # No biases. paddle.nn.LSTM(bias_ih_attr=False, bias_hh_attr=False) dies with SIGSEGV in its fused
-                    # CPU kernel (Paddle 3.3.1), so the same cell runs through paddle.nn.RNN, Paddle's own wrapper
-                    # that steps a cell over the sequence. With bias attrs False the cell keeps zero biases that are
-                    # not trainable (stop_gradient=True): they are not counted.
-                    self.lstm = nn.RNN(nn.LSTMCell(d, h, bias_ih_attr=False, bias_hh_attr=False))
-                    self.fc = nn.Linear(h, a["fc_w"].shape[1])
+                    self.cell = nn.LSTMCell(d, hidden, bias_ih_attr=False, bias_hh_attr=False)
+                    self.fc = nn.Linear(hidden, a["fc_w"].shape[1])
 
                 def forward(self, x: Any) -> Any:
-                    _, (hn, _) = self.lstm(x)
-                    return self.fc(hn)
+                    zeros = p.zeros([x.shape[0], hidden], dtype=x.dtype)
+                    h, state = zeros, (zeros, zeros)
+                    for t in range(x.shape[1]):
+                        h, state = self.cell(x[:, t], state)
+                    return self.fc(h)
 
-            return self._load(LSTMClassifier(), **{
-                "lstm.cell.weight_ih": reorder_gates(a["wx"], CANONICAL_LSTM, PADDLE_LSTM).T,
-                "lstm.cell.weight_hh": reorder_gates(a["wh"], CANONICAL_LSTM, PADDLE_LSTM).T,
-                "fc.weight": a["fc_w"], "fc.bias": a["fc_b"]})
-        raise KeyError(spec_id)
+            m = LSTMClassifier()
+
+            def to_paddle(w: Array) -> Array:
+                return reorder_gates(w, CANONICAL_LSTM, PADDLE_LSTM).T  # (4H, in) with Paddle's gate blocks
+
+            def to_catalog(w: Array) -> Array:
+                return reorder_gates(w.T, PADDLE_LSTM, CANONICAL_LSTM)
+
+            layout = {"wx": ("cell.weight_ih", to_paddle, to_catalog), "wh": ("cell.weight_hh", to_paddle, to_catalog),
+                      "fc_w": ("fc.weight", same, same), "fc_b": ("fc.bias", same, same)}
+        else:
+            raise KeyError(spec_id)
+        self._load(m, **{name: (a[cat] if fwd is None else fwd(a[cat])) for cat, (name, fwd, _) in layout.items()})
+        return m, layout
 
     def _own_code(self, fn: Callable[..., Any], tag: str) -> Callable[..., Any]:
         """A copy of `fn` with a code object of its own.
 
-        SOT keeps its translations per code object. Functions built from one `def` share a code object, and SOT
-        did not translate the second one at all (its translation count stayed put for the cnn step built after the
-        mlp step in one worker, so no compiled graph ran for it): each compiled function gets a code object of its own.
+        SOT keeps its translations per code object, guarded by what each call saw. Functions built from one `def`
+        (the workloads' steps, the graph probes' fixed-arity wrappers) would share one entry and its guards, and a
+        later workload's translation would land next to an earlier one's; with its own code object each compiled
+        function is translated on its own, and what SOT captured for it is its alone.
         """
         self._copies += 1
         code = fn.__code__.replace(co_name=f"{fn.__name__}_{tag}_{self._copies}")
         return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
 
+    @staticmethod
+    def _sot_cache() -> dict[Any, Any] | None:
+        """SOT's cache of compiled subgraphs (each a static program run through paddle.jit.to_static(full_graph=True)),
+        or None when this Paddle does not keep it where 3.3.1 does."""
+        try:
+            from paddle.jit.sot.symbolic.compile_cache import CompileSIRCache
+
+            return dict(CompileSIRCache().cache)
+        except Exception:
+            return None
+
+    @staticmethod
+    def _grad_nodes(t: Any) -> set[str]:
+        """The names of the autograd nodes that `t`'s gradient flows through."""
+        seen: set[int] = set()
+        names: set[str] = set()
+        todo = [getattr(t, "grad_fn", None)]
+        while todo:
+            node = todo.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            names.add(node.name())
+            todo.extend(node.next_functions)
+        return names
+
+    def _check_step_capture(self, loss: Any, before: dict[Any, Any], notes: list[str]) -> None:
+        """After a compiled training step: what SOT captured, from Paddle's own records. The loss's autograd
+        graph must consist of static programs' backward nodes (Dy2StGradNode) and the parameters' accumulation nodes
+        only (forward and backward compiled), and no captured program may hold an optimizer op (the update is
+        eager). Anything else contradicts the stated scope 'forward_backward' and raises."""
+        after = self._sot_cache() or {}
+        programs = [w for k, w in after.items() if k not in before]
+        ops: set[str] = set()
+        for wrapper in programs:
+            concrete = getattr(wrapper, "concrete_program", None)
+            if concrete is not None:
+                ops |= {op.name() for op in concrete.main_program.global_block().ops}
+        nodes = self._grad_nodes(loss)
+        eager = sorted(nodes - {"Dy2StGradNode", "GradNodeAccumulation"})
+        update_ops = sorted(op for op in ops if "sgd" in op)
+        compute = sorted(op for op in ops if not op.startswith("builtin.") and op != "pd_op.data")
+        seen = (f"SOT captured {len(programs)} static subgraph(s) with ops {compute}; the loss's autograd graph has "
+                f"nodes {sorted(nodes)}")
+        if not any(n.endswith(seen) for n in notes):
+            notes.append(f"checked after each checked step: {seen}")
+        if "Dy2StGradNode" not in nodes or eager:
+            raise RuntimeError(f"SOT did not compile the whole forward pass: the loss's autograd graph has eager nodes "
+                               f"{eager or sorted(nodes)}, so the scope is not 'forward_backward'")
+        if update_ops:
+            raise RuntimeError(f"the captured programs hold the update ({update_ops}): the scope is 'step', not 'forward_backward'")
+
     def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
         p = self.paddle
         compiled = mode == "compiled"
         path = f"{SOT_PATH} (default: full_graph=False, SOT)" if compiled else None
+        before = self._sot_cache() if compiled else None
         wrap: Callable[[Any], Any] = (lambda f: p.jit.to_static(self._own_code(f, spec.id))) if compiled else (lambda f: f)
+
+        def traces() -> int | None:
+            """Static subgraphs SOT compiled since the workload was built (Paddle's own compile cache)."""
+            now = self._sot_cache()
+            return None if now is None or before is None else len(now.keys() - before.keys())
+
         if spec.kind == "op":
             if spec.id == "gemm":
                 args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
@@ -638,37 +810,46 @@ class PaddleAdapter(Adapter):
                 f = wrap(conv)
             else:
                 raise KeyError(spec.id)
-            last: list[Any] = [None]
 
             def op_step() -> Any:
                 with p.no_grad():
-                    last[0] = f(*args)
-                return last[0]
+                    return f(*args)
 
-            return Workload(op_step, self._sync, 0, path)
-        model = self._train_model(spec.id, arrays)
+            return Workload(op_step, self._sync, 0, path, observe=lambda y: {"y": self.N(y)},
+                            compile_scope="op" if compiled else None, traces=traces if compiled else (lambda: None))
+        model, layout = self._train_model(spec.id, arrays)
         model.train()
         count = int(sum(int(np.prod(q.shape)) for q in model.parameters() if not q.stop_gradient))
-        opt = p.optimizer.SGD(learning_rate=0.01, parameters=model.parameters())
+        opt = p.optimizer.SGD(learning_rate=LEARNING_RATE, parameters=model.parameters())
         x, labels = self.T(arrays["x"]), self.T(arrays["labels"])
 
-        def train_step(inputs: Any, targets: Any) -> Any:
-            loss = self.F.cross_entropy(model(inputs), targets)
-            loss.backward()
-            opt.step()
-            opt.clear_grad()
-            return loss
-
-        step = wrap(train_step)
-        notes = []
+        step = _train_step if not compiled else p.jit.to_static(self._own_code(_train_step, spec.id))
+        notes: list[str] = []
         if compiled:
             notes.append("the whole train step (forward, cross-entropy, backward, SGD update) goes through "
-                         "paddle.jit.to_static in its default SOT mode, which runs what it cannot capture "
-                         "(Tensor.backward) eagerly")
+                         "paddle.jit.to_static in its default SOT mode: the forward pass and the loss become a static "
+                         "program whose backward is a static program too, while Tensor.backward and Optimizer.step are "
+                         "graph breaks (SOT supports neither), so the backward call and the SGD update run eagerly; "
+                         "checked from Paddle's records after each checked step")
         if spec.id == "lstm_train":
-            notes.append("paddle.nn.RNN(paddle.nn.LSTMCell) without biases: paddle.nn.LSTM without biases crashes "
-                         "(SIGSEGV) in its fused CPU kernel")
-        return Workload(lambda: step(x, labels), self._sync, count, path, notes)
+            notes.append("paddle.nn.LSTMCell stepped over the sequence by the model's own loop, without biases: "
+                         "paddle.nn.LSTM without biases crashes (SIGSEGV) in its fused CPU kernel, and SOT cannot "
+                         "capture paddle.nn.RNN's loop")
+
+        def observe(loss: Any) -> dict[str, Any]:
+            if compiled:
+                self._check_step_capture(loss, before or {}, notes)
+            named = dict(model.named_parameters())
+            out: dict[str, Any] = {"loss": self.N(loss).reshape(())}
+            for cat, (name, _, back) in layout.items():
+                value = self.N(named[name])
+                out[cat] = value if back is None else back(value)
+            return out
+
+        loss_fn = self.F.cross_entropy  # softmax cross-entropy, reduction='mean' (its default)
+        return Workload(lambda: step(model, opt, loss_fn, x, labels), self._sync, count, path, notes, observe=observe,
+                        compile_scope="forward_backward" if compiled else None,
+                        traces=traces if compiled else (lambda: None))
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -748,25 +929,26 @@ class PaddleAdapter(Adapter):
                  "paddle2onnx folds constants with polygraphy and sets POLYGRAPHY_AUTOINSTALL_DEPS=1: onnx-graphsurgeon is "
                  "pinned so nothing is installed at run time"]
         versions = distribution_versions("paddle2onnx")
-        return ExportResult("paddle.onnx.export (paddle2onnx)", versions["paddle2onnx"], False, use, expected, notes)
+        return ExportResult("paddle.onnx.export (paddle2onnx)", versions["paddle2onnx"], use, expected, notes)
 
     def onnx_import(self, path: str) -> ImportResult:
         version = distribution_versions("x2paddle")["x2paddle"]
         if version == "not installed":
-            raise Unsupported("x2paddle (the ONNX importer for Paddle) is not installed")
+            raise Unsupported("x2paddle (the ONNX importer for Paddle) is not installed", looked_up=["x2paddle (distribution)"])
+        from x2paddle.convert import onnx2paddle
+
         out = Path(path).with_suffix("")
         out = out.with_name(out.name + "-x2paddle")
-        # x2paddle writes Paddle code and a static model; converting in a child process keeps its global parameter
-        # names (x2paddle_<initializer>) out of this process, where a second conversion of the same names fails.
-        # disable_feedback=True: x2paddle otherwise posts usage statistics to a Baidu server from a thread.
-        code = ("import sys, warnings; warnings.filterwarnings('ignore'); from x2paddle.convert import onnx2paddle; "
-                "onnx2paddle(sys.argv[1], sys.argv[2], disable_feedback=True)")
-        proc = subprocess.run([sys.executable, "-c", code, path, str(out)], capture_output=True, text=True, timeout=240,
-                              env={**os.environ, "GLOG_minloglevel": "2"})
+        # x2paddle writes Paddle code and a static model, building the model in dygraph with parameters named after
+        # the ONNX initializers (x2paddle_w1...). Paddle refuses a parameter name used before in the process, so the
+        # conversion runs in a fresh name namespace (paddle.utils.unique_name.guard), as a second conversion of the
+        # same names would otherwise fail. disable_feedback=True: x2paddle otherwise posts usage statistics from a
+        # thread.
+        with self.paddle.utils.unique_name.guard():
+            onnx2paddle(path, str(out), disable_feedback=True)
         model_file = out / "inference_model" / "model"
-        if proc.returncode != 0 or not (out / "inference_model").exists():
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-            raise RuntimeError(f"x2paddle onnx2paddle failed (exit {proc.returncode}): {' | '.join(lines[-3:])[:400]}")
+        if not (out / "inference_model").exists():
+            raise RuntimeError(f"x2paddle onnx2paddle wrote no inference model under {out}")
         layer = self.paddle.jit.load(str(model_file))
         layer.eval()
 
@@ -775,9 +957,6 @@ class PaddleAdapter(Adapter):
                 y = layer(self.T(x))
             return self.N(y[0] if isinstance(y, (list, tuple)) else y)
 
-        notes = ["x2paddle.convert.onnx2paddle in a child process (disable_feedback=True), then paddle.jit.load of the "
-                 "inference model it writes"]
-        said = [ln.strip() for ln in proc.stdout.splitlines() if "support convert onnx model opset" in ln]
-        if said:
-            notes.append(f"x2paddle says: {said[0][:200]}")
-        return ImportResult("x2paddle", version, False, run, notes)
+        notes = ["x2paddle.convert.onnx2paddle (disable_feedback=True) inside paddle.utils.unique_name.guard(), then "
+                 "paddle.jit.load of the inference model it writes"]
+        return ImportResult("x2paddle", version, run, notes)

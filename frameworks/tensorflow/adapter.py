@@ -1,6 +1,6 @@
 """TensorFlow adapter: Keras 3 on the TensorFlow backend (keras.layers, keras.optimizers), tf.nn where Keras has no
 layer; eager GradientTape, tf.function and tf.function(jit_compile=True) (XLA); ONNX export through Keras' own
-model.export(format="onnx") and import through the separate onnx2tf converter.
+model.export(format="onnx") and import through the onnx2tf converter.
 
 Keras is channels-last: the catalog's channels-first inputs and outputs are transposed explicitly in the graph (so
 gradients flow back to the NCHW input) and (O, C, k...) kernels are transposed to Keras' (k..., C, O) at load time.
@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -33,12 +34,14 @@ from harness.adapter import (
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
     distribution_versions,
     reorder_gates,
     require,
+    require_parameter,
     resolve,
 )
 from harness.catalog.ops import Case
@@ -64,10 +67,39 @@ def to_keras_kernel(w: Array) -> Array:
     return np.ascontiguousarray(w.transpose(*range(2, 2 + nd), 1, 0))
 
 
+def from_keras_kernel(k: Array) -> Array:
+    """Keras' (k1..kn, C, O) kernel (or its gradient) -> the catalog's (O, C, k1..kn)."""
+    nd = k.ndim - 2
+    return np.ascontiguousarray(k.transpose(nd + 1, nd, *range(nd)))
+
+
 def fc_rows_chw_to_hwc(w: Array, c: int, h: int, wd: int) -> Array:
     """Rows of a dense kernel that follows a (C, H, W) flatten, reordered for Keras' (H, W, C) flatten."""
     out = w.shape[1]
     return np.ascontiguousarray(w.reshape(c, h, wd, out).transpose(1, 2, 0, 3).reshape(c * h * wd, out))
+
+
+def fc_rows_hwc_to_chw(w: Array, c: int, h: int, wd: int) -> Array:
+    """The inverse of fc_rows_chw_to_hwc: rows in Keras' (H, W, C) flatten order back to the catalog's (C, H, W)."""
+    out = w.shape[1]
+    return np.ascontiguousarray(w.reshape(h, wd, c, out).transpose(2, 0, 1, 3).reshape(c * h * wd, out))
+
+
+def same_padding_matches(pad: int, kernel: Sequence[int], dilation: int, stride: int, size: Sequence[int]) -> bool:
+    """Whether Keras/TensorFlow padding='same' pads exactly `pad` cells on both sides of every spatial axis of this
+    input: TensorFlow's SAME gives ceil(n / stride) outputs and pads max((out - 1) * stride + dilation * (k - 1) + 1
+    - n, 0) cells in all, the smaller half before."""
+    for k, n in zip(kernel, size):
+        out = -(-n // stride)
+        total = max((out - 1) * stride + dilation * (k - 1) + 1 - n, 0)
+        if total // 2 != pad or total - total // 2 != pad:
+            return False
+    return True
+
+
+#: a trainable array of the case, as the framework holds it: the variable (or watched tensor) and the function that
+#: maps the framework's gradient (a NumPy array in the framework's layout) back to the catalog's layout
+Source = tuple[Any, Callable[[Array], Array] | None]
 
 
 class TensorflowAdapter(Adapter):
@@ -168,53 +200,103 @@ class TensorflowAdapter(Adapter):
         n = len(t.shape)
         return self.tf.transpose(t, [0, n - 1, *range(1, n - 1)])
 
-    def _result(self, case: Case, tape: Any, wrt: Any, outputs: dict[str, Any]) -> dict[str, Array]:
-        """Outputs as NumPy, plus the vector-Jacobian product with the case's cotangents w.r.t. `wrt`."""
-        out = {k: self.N(v) for k, v in outputs.items()}
-        if case.grad_wrt is not None:
-            names = list(case.cotangents)
-            g = tape.gradient([outputs[k] for k in names], wrt, output_gradients=[self.T(case.cotangents[k]) for k in names])
-            out["grad"] = self.N(self.tf.convert_to_tensor(g))  # an Embedding's gradient comes as IndexedSlices
+    @staticmethod
+    def _var(owner: Any, key: str) -> Any:
+        """The one variable of layer `owner` whose path is `key` or ends with '/' + key."""
+        hits = [v for v in owner.weights if v.path == key or v.path.endswith("/" + key)]
+        if len(hits) != 1:
+            raise KeyError(f"{key!r} matches {len(hits)} of {[v.path for v in owner.weights]}")
+        return hits[0]
+
+    def _params(self, owner: Any, **spec: tuple[str, Callable[[Array], Array] | None]) -> dict[str, Source]:
+        """Catalog parameter name -> (the layer's variable, map of its gradient back to the catalog's layout), from
+        name=(variable path suffix, back-map or None for the same layout)."""
+        return {name: (self._var(owner, key), back) for name, (key, back) in spec.items()}
+
+    def _result(self, case: Case, tape: Any, outputs: dict[str, Any], sources: dict[str, Source],
+                layer: Any = None) -> dict[str, Any]:
+        """Outputs as NumPy, and under "grads" the vector-Jacobian product of the outputs with the case's cotangents
+        w.r.t. every array of `case.wrt`, each mapped back to the catalog's layout. `sources` names, for every such
+        array, the tensor or variable the framework differentiated; every trainable variable of `layer` must be one
+        of them (a parameter the catalog has and the gradient leaves out would go unchecked)."""
+        out: dict[str, Any] = {k: self.N(v) for k, v in outputs.items()}
+        if case.grad_wrt is None:
+            return out
+        missing = [n for n in case.wrt if n not in sources]
+        if missing:
+            raise KeyError(f"no framework array for the catalog's {missing}")
+        if layer is not None:
+            mapped = {id(src) for src, _ in sources.values()}
+            loose = [v.path for v in layer.trainable_variables if id(v) not in mapped]
+            if loose:
+                raise KeyError(f"trainable variables with no catalog parameter: {loose}")
+        names = list(case.cotangents)
+        tf = self.tf
+        grads = tape.gradient([outputs[k] for k in names], [sources[n][0] for n in case.wrt],
+                              output_gradients=[self.T(case.cotangents[k]) for k in names],
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        out["grads"] = {}
+        for name, g in zip(case.wrt, grads):
+            arr = self.N(tf.convert_to_tensor(g))  # an Embedding's gradient comes as IndexedSlices
+            back = sources[name][1]
+            out["grads"][name] = back(arr) if back is not None else arr
         return out
 
-    def _layer_op(self, api: str, build: Callable[[Case], Any], forward: Callable[[Any, Any, Case], dict[str, Any]],
-                  note: str = "") -> OpImpl:
-        """An op that is one layer applied to the case's grad_wrt input (APIs are resolved by the caller)."""
+    def _layer_op(self, api: str, build: Callable[[Case], tuple[Any, dict[str, Source]]],
+                  forward: Callable[[Any, Any, Case], dict[str, Any]], note: str = "") -> OpImpl:
+        """An op that is one layer applied to the case's grad_wrt input. build(case) -> (layer or None, the
+        catalog's trainable parameters as the layer's variables); APIs are resolved by the caller."""
 
-        def run(case: Case) -> dict[str, Array]:
-            layer = build(case)
+        def run(case: Case) -> dict[str, Any]:
+            layer, params = build(case)
             x = self.T(case.arrays[case.grad_wrt or "x"])
             with self.tf.GradientTape() as tape:
                 tape.watch(x)
                 outputs = forward(layer, x, case)
-            return self._result(case, tape, x, outputs)
+            return self._result(case, tape, outputs, {case.grad_wrt or "x": (x, None), **params}, layer)
 
         return OpImpl("native", api, run, note=note)
+
+    @staticmethod
+    def _nhwc(shape: Sequence[int]) -> tuple[int, ...]:
+        """(N, C, *spatial) -> (N, *spatial, C)."""
+        return (shape[0], *shape[2:], shape[1])
 
     def _channels_last(self, layer: Any, x: Any) -> Any:
         """Apply a channels-last Keras layer to a channels-first tensor, returning channels-first."""
         return self._last_to_first(layer(self._first_to_last(x)))
 
     @staticmethod
-    def _padding(pad: int, kernel: Sequence[int], dilation: int, stride: int) -> str | None:
+    def _padding(pad: int, kernel: Sequence[int], dilation: int, stride: int, size: Sequence[int]) -> str | None:
         """Keras convolutions and pools take 'valid' or 'same', not a number: 'valid' for no padding, 'same' where it
-        pads exactly `pad` zeros on each side (stride 1 and dilation * (k - 1) == 2 * pad on every axis), else None:
-        no Keras padding mode matches (convolutions then pad with a ZeroPadding layer)."""
+        pads exactly `pad` cells on each side of this input, else None (no Keras padding mode matches)."""
         if pad == 0:
             return "valid"
-        if stride == 1 and all(dilation * (k - 1) == 2 * pad for k in kernel):
+        if same_padding_matches(pad, kernel, dilation, stride, size):
             return "same"
         return None
+
+    def _numeric_padding(self, api: str, make: Callable[..., Any], pad: int, shape: Sequence[int], why: str) -> Exception:
+        """The evidence that a Keras layer takes no numeric padding: built with padding=<pad> and called on a
+        channels-last input of `shape`, it raises (Keras checks the padding only when the layer runs)."""
+        try:
+            make(padding=pad)(np.zeros(shape, np.float32))
+        except Exception as exc:  # whatever the layer raises is the evidence
+            said = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines() if line.strip())
+            return Unsupported(f"{api}(padding={pad}) raises {type(exc).__name__} ({said[:200]}); {why}",
+                               looked_up=[f"{api}(padding={pad})"])
+        return NotMapped(f"{api} runs with padding={pad}; the adapter does not map numeric padding for it")
 
     # ------------------------------------------------------------------------------------------ layers
     def op_dense(self) -> OpImpl:
         Dense = self._api("keras.layers.Dense")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             w = c.arrays["w"]
             layer = Dense(w.shape[1])
             layer.build((None, w.shape[0]))
-            return self._load(layer, kernel=w, bias=c.arrays["b"])  # Keras' Dense kernel is (in, out), as the catalog
+            self._load(layer, kernel=w, bias=c.arrays["b"])  # Keras' Dense kernel is (in, out), as the catalog
+            return layer, self._params(layer, w=("kernel", None), b=("bias", None))
 
         return self._layer_op("keras.layers.Dense", build, lambda m, x, c: {"y": m(x)})
 
@@ -224,23 +306,23 @@ class TensorflowAdapter(Adapter):
         ZeroPad = self._api(f"keras.layers.ZeroPadding{nd}D")
         Sequential = self._api("keras.Sequential")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             w, cfg = c.arrays["w"], c.config
-            kernel = w.shape[2:]
-            padding = self._padding(cfg["padding"], kernel, cfg["dilation"], cfg["stride"])
+            kernel, spatial = w.shape[2:], c.arrays["x"].shape[2:]
+            padding = self._padding(cfg["padding"], kernel, cfg["dilation"], cfg["stride"], spatial)
             conv = Conv(w.shape[0], kernel, strides=cfg["stride"], padding=padding or "valid", dilation_rate=cfg["dilation"])
             layers = [conv] if padding else [ZeroPad(cfg["padding"]), conv]
-            spatial = c.arrays["x"].shape[2:]
             conv.build((None, *[s + (0 if padding else 2 * cfg["padding"]) for s in spatial], w.shape[1]))
             self._load(conv, kernel=to_keras_kernel(w), bias=c.arrays["b"])
-            return Sequential(layers)
+            return Sequential(layers), self._params(conv, w=("kernel", from_keras_kernel), b=("bias", None))
 
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             return {"y": self._channels_last(m, x)}
 
         return self._layer_op(api, build, forward,
-                              note="channels-last transposes; kernel (O,C,k..) -> (k..,C,O); numeric padding as padding='same' "
-                                   "where that pads exactly as much on each side, else ZeroPadding then 'valid'")
+                              note="channels-last transposes; kernel (O,C,k..) -> (k..,C,O) and its gradient back; numeric "
+                                   "padding as padding='same' where that pads exactly as much on each side, else "
+                                   "ZeroPadding then 'valid'")
 
     def op_conv1d(self) -> OpImpl:
         return self._conv(1)
@@ -256,76 +338,94 @@ class TensorflowAdapter(Adapter):
         Crop = self._api("keras.layers.Cropping2D")
         Sequential = self._api("keras.Sequential")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             w, cfg = c.arrays["w"], c.config  # w: (C_in, C_out, kH, kW)
             layer = ConvT(w.shape[1], w.shape[2:], strides=cfg["stride"], padding="valid")
             layer.build((None, *c.arrays["x"].shape[2:], w.shape[0]))
             # Keras' Conv2DTranspose kernel is (kH, kW, out, in): (C_in, C_out, kH, kW) -> (kH, kW, C_out, C_in)
             self._load(layer, kernel=np.ascontiguousarray(w.transpose(2, 3, 1, 0)), bias=c.arrays["b"])
+            params = self._params(layer, w=("kernel", lambda g: np.ascontiguousarray(g.transpose(3, 2, 0, 1))), b=("bias", None))
             # 'valid' gives the full (H - 1) * stride + k output; the catalog's padding crops it on each side
-            return Sequential([layer, Crop(cfg["padding"])]) if cfg["padding"] else layer
+            return (Sequential([layer, Crop(cfg["padding"])]) if cfg["padding"] else layer), params
 
         return self._layer_op("keras.layers.Conv2DTranspose", build, lambda m, x, c: {"y": self._channels_last(m, x)},
-                              note="kernel (C_in,C_out,kH,kW) -> Keras (kH,kW,C_out,C_in); padding='valid'")
+                              note="kernel (C_in,C_out,kH,kW) -> Keras (kH,kW,C_out,C_in) and its gradient back; padding='valid'")
 
     def op_separable_conv2d(self) -> OpImpl:
         Sep = self._api("keras.layers.SeparableConv2D")
+        ZeroPad = self._api("keras.layers.ZeroPadding2D")
+        Sequential = self._api("keras.Sequential")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             dw, pw, cfg = c.arrays["w_depthwise"], c.arrays["w_pointwise"], c.config
-            padding = self._padding(cfg["padding"], dw.shape[2:], 1, cfg["stride"])
-            if padding is None:
-                raise Unsupported(f"keras.layers.SeparableConv2D takes padding 'valid'/'same' only; the case's padding "
-                                  f"{cfg['padding']} at stride {cfg['stride']} is neither")
-            layer = Sep(pw.shape[0], dw.shape[2:], strides=cfg["stride"], padding=padding, depth_multiplier=1)
-            layer.build((None, *c.arrays["x"].shape[2:], dw.shape[0]))
-            # depthwise (C, 1, kH, kW) -> Keras (kH, kW, C, depth_multiplier); pointwise (O, C, 1, 1) -> (1, 1, C, O)
-            return self._load(layer, depthwise_kernel=np.ascontiguousarray(dw.transpose(2, 3, 0, 1)),
-                              pointwise_kernel=to_keras_kernel(pw), bias=c.arrays["b"])
+            spatial = c.arrays["x"].shape[2:]
+            padding = self._padding(cfg["padding"], dw.shape[2:], 1, cfg["stride"], spatial)
+            layer = Sep(pw.shape[0], dw.shape[2:], strides=cfg["stride"], padding=padding or "valid", depth_multiplier=1)
+            layer.build((None, *[s + (0 if padding else 2 * cfg["padding"]) for s in spatial], dw.shape[0]))
+            # depthwise (C, 1, kH, kW) <-> Keras (kH, kW, C, depth_multiplier); pointwise (O, C, 1, 1) <-> (1, 1, C, O)
+            self._load(layer, depthwise_kernel=np.ascontiguousarray(dw.transpose(2, 3, 0, 1)),
+                       pointwise_kernel=to_keras_kernel(pw), bias=c.arrays["b"])
+            params = self._params(layer, w_depthwise=("depthwise_kernel", lambda g: np.ascontiguousarray(g.transpose(2, 3, 0, 1))),
+                                  w_pointwise=("pointwise_kernel", from_keras_kernel), b=("bias", None))
+            return (layer if padding else Sequential([ZeroPad(cfg["padding"]), layer])), params
 
         return self._layer_op("keras.layers.SeparableConv2D", build, lambda m, x, c: {"y": self._channels_last(m, x)},
-                              note="native depthwise-separable layer; padding 1 as padding='same'")
+                              note="native depthwise-separable layer; numeric padding as padding='same' where that pads "
+                                   "exactly as much on each side, else ZeroPadding then 'valid'")
 
     def op_max_pool2d(self) -> OpImpl:
-        Pool = self._api("keras.layers.MaxPooling2D")
-        return self._layer_op("keras.layers.MaxPooling2D",
-                              lambda c: Pool(c.config["kernel"], c.config["stride"], padding="valid"),
-                              lambda m, x, c: {"y": self._channels_last(m, x)})
+        api = "keras.layers.MaxPooling2D"
+        Pool = self._api(api)
+
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
+            cfg = c.config
+            kernel, stride, pad = cfg["kernel"], cfg["stride"], cfg.get("padding", 0)
+            padding = self._padding(pad, (kernel,) * 2, 1, stride, c.arrays["x"].shape[2:])
+            if padding is None:  # zeros would win over negative inputs: only 'same' (which never picks a pad) will do
+                raise self._numeric_padding(api, lambda **kw: Pool(kernel, stride, **kw), pad, self._nhwc(c.arrays["x"].shape),
+                                            "and padding='same' does not pad this input by that much on each side")
+            return Pool(kernel, stride, padding=padding), {}
+
+        return self._layer_op(api, build, lambda m, x, c: {"y": self._channels_last(m, x)},
+                              note="numeric padding as padding='same' where that pads exactly as much on each side "
+                                   "(TensorFlow's SAME max pooling never picks a padded cell)")
 
     def op_avg_pool2d(self) -> OpImpl:
-        Pool = self._api("keras.layers.AveragePooling2D")
+        api = "keras.layers.AveragePooling2D"
+        Pool = self._api(api)
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             cfg = c.config
-            padding = self._padding(cfg["padding"], (cfg["kernel"],) * 2, 1, cfg["stride"])
+            padding = self._padding(cfg["padding"], (cfg["kernel"],) * 2, 1, cfg["stride"], c.arrays["x"].shape[2:])
             if padding is None:
-                raise Unsupported(f"keras.layers.AveragePooling2D takes padding 'valid'/'same' only; the case's padding "
-                                  f"{cfg['padding']} at kernel {cfg['kernel']}, stride {cfg['stride']} is neither")
-            return Pool(cfg["kernel"], cfg["stride"], padding=padding)
+                raise self._numeric_padding(api, lambda **kw: Pool(cfg["kernel"], cfg["stride"], **kw), cfg["padding"],
+                                            self._nhwc(c.arrays["x"].shape),
+                                            "and padding='same' does not pad this input by that much on each side")
+            return Pool(cfg["kernel"], cfg["stride"], padding=padding), {}
 
-        return self._layer_op("keras.layers.AveragePooling2D", build, lambda m, x, c: {"y": self._channels_last(m, x)},
+        return self._layer_op(api, build, lambda m, x, c: {"y": self._channels_last(m, x)},
                               note="padding 1 as padding='same' (kernel 3, stride 1)")
 
     def op_global_avg_pool2d(self) -> OpImpl:
         Pool = self._api("keras.layers.GlobalAveragePooling2D")
-        return self._layer_op("keras.layers.GlobalAveragePooling2D", lambda c: Pool(),
+        return self._layer_op("keras.layers.GlobalAveragePooling2D", lambda c: (Pool(), {}),
                               lambda m, x, c: {"y": m(self._first_to_last(x))})
 
     def op_upsample_nearest2d(self) -> OpImpl:
         Up = self._api("keras.layers.UpSampling2D")
         return self._layer_op("keras.layers.UpSampling2D(interpolation='nearest')",
-                              lambda c: Up(size=c.config["scale"], interpolation="nearest"),
+                              lambda c: (Up(size=c.config["scale"], interpolation="nearest"), {}),
                               lambda m, x, c: {"y": self._channels_last(m, x)})
 
     def op_batch_norm(self) -> OpImpl:
         BN = self._api("keras.layers.BatchNormalization")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             a = c.arrays
             layer = BN(axis=1, epsilon=c.config["eps"])  # the catalog's channel axis, given to Keras directly
             layer.build(a["x"].shape)
-            return self._load(layer, gamma=a["gamma"], beta=a["beta"], moving_mean=a["running_mean"],
-                              moving_variance=a["running_var"])
+            self._load(layer, gamma=a["gamma"], beta=a["beta"], moving_mean=a["running_mean"], moving_variance=a["running_var"])
+            return layer, self._params(layer, gamma=("gamma", None), beta=("beta", None))
 
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             y_eval = m(x, training=False)  # before the training call updates the moving statistics
@@ -336,20 +436,22 @@ class TensorflowAdapter(Adapter):
     def op_layer_norm(self) -> OpImpl:
         LN = self._api("keras.layers.LayerNormalization")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             layer = LN(axis=-1, epsilon=c.config["eps"])
             layer.build(c.arrays["x"].shape)
-            return self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+            self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+            return layer, self._params(layer, gamma=("gamma", None), beta=("beta", None))
 
         return self._layer_op("keras.layers.LayerNormalization", build, lambda m, x, c: {"y": m(x)})
 
     def op_group_norm(self) -> OpImpl:
         GN = self._api("keras.layers.GroupNormalization")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             layer = GN(groups=c.config["groups"], axis=1, epsilon=c.config["eps"])  # channel axis 1, as the catalog
             layer.build(c.arrays["x"].shape)
-            return self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+            self._load(layer, gamma=c.arrays["gamma"], beta=c.arrays["beta"])
+            return layer, self._params(layer, gamma=("gamma", None), beta=("beta", None))
 
         return self._layer_op("keras.layers.GroupNormalization", build, lambda m, x, c: {"y": m(x)}, note="axis=1")
 
@@ -360,14 +462,15 @@ class TensorflowAdapter(Adapter):
             cfg = c.config
             if cfg["size"] % 2 != 1:
                 raise Unsupported(f"tf.nn.local_response_normalization sums a symmetric window of 2 * depth_radius + 1 "
-                                  f"channels; the catalog's size {cfg['size']} is even")
+                                  f"channels; the catalog's size {cfg['size']} is even",
+                                  looked_up=["tf.nn.local_response_normalization(depth_radius=...)"])
             # TF sums over [c - depth_radius, c + depth_radius] and does not divide alpha by the window size:
             # depth_radius = (size - 1) / 2, alpha_tf = alpha / size (the catalog's Caffe convention), bias = k.
             y = lrn(self._first_to_last(x), depth_radius=(cfg["size"] - 1) // 2, bias=cfg["k"],
                     alpha=cfg["alpha"] / cfg["size"], beta=cfg["beta"])
             return {"y": self._last_to_first(y)}
 
-        return self._layer_op("tf.nn.local_response_normalization", lambda c: None, forward,
+        return self._layer_op("tf.nn.local_response_normalization", lambda c: (None, {}), forward,
                               note="Keras 3 has no LRN layer: TensorFlow's own op; depth_radius=(size-1)/2, alpha/size "
                                    "mapped explicitly; channels-last")
 
@@ -377,30 +480,31 @@ class TensorflowAdapter(Adapter):
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             return {"y_train": m(x, training=True), "y_eval": m(x, training=False)}
 
-        return self._layer_op("keras.layers.Dropout", lambda c: Drop(rate=c.config["p"], seed=0), forward)
+        return self._layer_op("keras.layers.Dropout", lambda c: (Drop(rate=c.config["p"], seed=0), {}), forward)
 
     def op_embedding(self) -> OpImpl:
         Emb = self._api("keras.layers.Embedding")
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             w, idx = c.arrays["weight"], c.arrays["indices"]
             layer = Emb(*w.shape)
             layer.build(idx.shape)
             self._load(layer, embeddings=w)
             with self.tf.GradientTape() as tape:
                 y = layer(self.T(idx))
-            return self._result(c, tape, layer.embeddings, {"y": y})
+            return self._result(c, tape, {"y": y}, self._params(layer, weight=("embeddings", None)), layer)
 
         return OpImpl("native", "keras.layers.Embedding", run, note="gradient w.r.t. the table (IndexedSlices, densified)")
 
     def op_simple_rnn(self) -> OpImpl:
         RNN = self._api("keras.layers.SimpleRNN")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             a = c.arrays
             layer = RNN(c.config["hidden"], activation="tanh", return_sequences=True, return_state=True)
             layer.build(a["x"].shape)
-            return self._load(layer, kernel=a["wx"], recurrent_kernel=a["wh"], bias=a["b"])
+            self._load(layer, kernel=a["wx"], recurrent_kernel=a["wh"], bias=a["b"])
+            return layer, self._params(layer, wx=("kernel", None), wh=("recurrent_kernel", None), b=("bias", None))
 
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             y, h = m(x)
@@ -411,13 +515,17 @@ class TensorflowAdapter(Adapter):
     def op_lstm(self) -> OpImpl:
         LSTM = self._api("keras.layers.LSTM")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             a, order = c.arrays, c.config["gate_order"]
             layer = LSTM(c.config["hidden"], return_sequences=True, return_state=True)
             layer.build(a["x"].shape)
-            return self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_LSTM),
-                              recurrent_kernel=reorder_gates(a["wh"], order, KERAS_LSTM),
-                              bias=reorder_gates(a["b"], order, KERAS_LSTM))
+            self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_LSTM),
+                       recurrent_kernel=reorder_gates(a["wh"], order, KERAS_LSTM), bias=reorder_gates(a["b"], order, KERAS_LSTM))
+
+            def back(g: Array) -> Array:
+                return reorder_gates(g, KERAS_LSTM, order)
+
+            return layer, self._params(layer, wx=("kernel", back), wh=("recurrent_kernel", back), b=("bias", back))
 
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             y, h, cell = m(x)
@@ -428,14 +536,20 @@ class TensorflowAdapter(Adapter):
     def op_gru(self) -> OpImpl:
         GRU = self._api("keras.layers.GRU")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             a, order = c.arrays, c.config["gate_order"]
             layer = GRU(c.config["hidden"], reset_after=True, return_sequences=True, return_state=True)
             layer.build(a["x"].shape)
             # reset_after=True keeps a (2, 3H) bias: row 0 the input bias, row 1 the recurrent bias
             bias = np.stack([reorder_gates(a["bx"], order, KERAS_GRU), reorder_gates(a["bh"], order, KERAS_GRU)])
-            return self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_GRU),
-                              recurrent_kernel=reorder_gates(a["wh"], order, KERAS_GRU), bias=bias)
+            self._load(layer, kernel=reorder_gates(a["wx"], order, KERAS_GRU),
+                       recurrent_kernel=reorder_gates(a["wh"], order, KERAS_GRU), bias=bias)
+
+            def back(g: Array) -> Array:
+                return reorder_gates(g, KERAS_GRU, order)
+
+            return layer, self._params(layer, wx=("kernel", back), wh=("recurrent_kernel", back),
+                                       bx=("bias", lambda g: back(g[0])), bh=("bias", lambda g: back(g[1])))
 
         def forward(m: Any, x: Any, c: Case) -> dict[str, Any]:
             y, h = m(x)
@@ -448,13 +562,16 @@ class TensorflowAdapter(Adapter):
         Bi = self._api("keras.layers.Bidirectional")
         RNN = self._api("keras.layers.SimpleRNN")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             a = c.arrays
             layer = Bi(RNN(c.config["hidden"], return_sequences=True), merge_mode=c.config["merge"])
             layer.build(a["x"].shape)
-            self._load(layer.forward_layer, kernel=a["wx_fw"], recurrent_kernel=a["wh_fw"], bias=a["b_fw"])
-            self._load(layer.backward_layer, kernel=a["wx_bw"], recurrent_kernel=a["wh_bw"], bias=a["b_bw"])
-            return layer
+            params: dict[str, Source] = {}
+            for d, rnn in (("fw", layer.forward_layer), ("bw", layer.backward_layer)):
+                self._load(rnn, kernel=a[f"wx_{d}"], recurrent_kernel=a[f"wh_{d}"], bias=a[f"b_{d}"])
+                params |= self._params(rnn, **{f"wx_{d}": ("kernel", None), f"wh_{d}": ("recurrent_kernel", None),
+                                               f"b_{d}": ("bias", None)})
+            return layer, params
 
         return self._layer_op("keras.layers.Bidirectional(SimpleRNN)", build, lambda m, x, c: {"y": m(x)},
                               note="a wrapper; merge_mode='concat' gives [forward, backward]")
@@ -462,34 +579,39 @@ class TensorflowAdapter(Adapter):
     def op_multi_head_attention(self) -> OpImpl:
         MHA = self._api("keras.layers.MultiHeadAttention")
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             a = c.arrays
             e, heads = c.config["embed_dim"], c.config["heads"]
             d = e // heads
             layer = MHA(num_heads=heads, key_dim=d)
             layer.build(a["q"].shape, a["v"].shape, a["k"].shape)
             # Keras keeps per-head projections: query/key/value kernels (E, heads, d), biases (heads, d), output
-            # kernel (heads, d, E). The catalog's (E, E) columns are heads-major, so a reshape maps them.
+            # kernel (heads, d, E). The catalog's (E, E) columns are heads-major, so a reshape maps them (and their
+            # gradients back).
             values = {"attention_output/kernel": a["wo"].reshape(heads, d, e), "attention_output/bias": a["bo"]}
+            back = {"wo": ("attention_output/kernel", lambda g: g.reshape(e, e)), "bo": ("attention_output/bias", None)}
             for name, s in (("query", "q"), ("key", "k"), ("value", "v")):
                 values |= {f"{name}/kernel": a[f"w{s}"].reshape(e, heads, d), f"{name}/bias": a[f"b{s}"].reshape(heads, d)}
+                back |= {f"w{s}": (f"{name}/kernel", lambda g: g.reshape(e, e)), f"b{s}": (f"{name}/bias", lambda g: g.reshape(e))}
             self._load(layer, **values)
             q = self.T(a["q"])
             with self.tf.GradientTape() as tape:
                 tape.watch(q)
                 y = layer(q, self.T(a["v"]), self.T(a["k"]))
-            return self._result(c, tape, q, {"y": y})
+            return self._result(c, tape, {"y": y}, {"q": (q, None), **self._params(layer, **back)}, layer)
 
-        return OpImpl("native", "keras.layers.MultiHeadAttention", run, note="call(query, value, key)")
+        return OpImpl("native", "keras.layers.MultiHeadAttention", run,
+                      note="call(query, value, key); per-head (E, heads, d) kernels reshaped to and from the catalog's (E, E)")
 
     def op_prelu(self) -> OpImpl:
         PReLU = self._api("keras.layers.PReLU")
 
-        def build(c: Case) -> Any:
+        def build(c: Case) -> tuple[Any, dict[str, Source]]:
             x = c.arrays["x"]
             layer = PReLU(shared_axes=list(range(2, x.ndim)))  # one slope per channel (axis 1): share the others
             layer.build(x.shape)
-            return self._load(layer, alpha=c.arrays["alpha"].reshape((-1,) + (1,) * (x.ndim - 2)))
+            self._load(layer, alpha=c.arrays["alpha"].reshape((-1,) + (1,) * (x.ndim - 2)))
+            return layer, self._params(layer, alpha=("alpha", lambda g: g.reshape(-1)))
 
         return self._layer_op("keras.layers.PReLU", build, lambda m, x, c: {"y": m(x)}, note="shared_axes over H, W")
 
@@ -497,19 +619,22 @@ class TensorflowAdapter(Adapter):
         tf = self.tf
         log_softmax, gather = self._api("tf.nn.log_softmax"), self._api("tf.gather")
 
-        def run(c: Case) -> dict[str, Array]:
+        def run(c: Case) -> dict[str, Any]:
             a = c.arrays
             size = a["w_word"].shape[2]
             targets = self.T(a["targets"])
             cluster, within = targets // size, targets % size
-            x = self.T(a["x"])
+            sources = {n: (self.T(a[n]), None) for n in c.wrt}
+            t = {n: src for n, (src, _) in sources.items()}
             with tf.GradientTape() as tape:
-                tape.watch(x)
-                lp_cluster = log_softmax(tf.matmul(x, self.T(a["w_cluster"])) + self.T(a["b_cluster"]))
-                w_word, b_word = gather(self.T(a["w_word"]), cluster), gather(self.T(a["b_word"]), cluster)
+                for src in t.values():
+                    tape.watch(src)
+                x = t["x"]
+                lp_cluster = log_softmax(tf.matmul(x, t["w_cluster"]) + t["b_cluster"])
+                w_word, b_word = gather(t["w_word"], cluster), gather(t["b_word"], cluster)
                 lp_word = log_softmax(tf.einsum("bd,bds->bs", x, w_word) + b_word)
                 y = gather(lp_cluster, cluster, batch_dims=1) + gather(lp_word, within, batch_dims=1)
-            return self._result(c, tape, x, {"y": y})
+            return self._result(c, tape, {"y": y}, sources)
 
         # What the framework does offer, listed at run time for the record (none is hierarchical or adaptive)
         offered = [f"{prefix}.{n}" for prefix, mod in (("keras.layers", self.keras.layers), ("tf.nn", tf.nn))
@@ -529,19 +654,23 @@ class TensorflowAdapter(Adapter):
                     blank_index=c.config["blank"])
             return {"y": y}
 
-        return self._layer_op("tf.nn.ctc_loss", lambda c: None, forward,
+        return self._layer_op("tf.nn.ctc_loss", lambda c: (None, {}), forward,
                               note="unnormalised logits (TF applies the softmax), dense labels, time-major, per-example loss")
 
     # ------------------------------------------------------------------------------------------ optimizers
     def _optimizer(self, api: str, hyper: Callable[[dict[str, Any]], dict[str, Any]], note: str = "") -> OpImpl:
         """A Keras optimizer built with every hyperparameter set explicitly from the case (`hyper` maps the catalog's
-        names to Keras' keyword arguments), stepped with gradients that come from the framework's autograd."""
+        names to Keras' keyword arguments, each looked up in the optimizer's signature first), stepped with gradients
+        that come from the framework's autograd."""
         Opt = self._api(api)
         tf = self.tf
 
         def run(c: Case) -> dict[str, Array]:
+            kwargs = hyper(c.config)
+            for key in kwargs:
+                require_parameter(Opt, key, api)
             w = self.keras.Variable(c.arrays["w"].copy(), dtype="float32")
-            opt = Opt(**hyper(c.config))
+            opt = Opt(**kwargs)
             history = []
             for g in c.arrays["grads"]:
                 with tf.GradientTape() as tape:
@@ -565,7 +694,8 @@ class TensorflowAdapter(Adapter):
 
     def op_adagrad(self) -> OpImpl:
         return self._optimizer("keras.optimizers.Adagrad",
-                               lambda h: {"learning_rate": h["lr"], "initial_accumulator_value": 0.0, "epsilon": h["eps"]})
+                               lambda h: {"learning_rate": h["lr"], "initial_accumulator_value": h["initial_accumulator"],
+                                          "epsilon": h["eps"]})
 
     def op_adadelta(self) -> OpImpl:
         return self._optimizer("keras.optimizers.Adadelta", lambda h: {"learning_rate": h["lr"], "rho": h["rho"], "epsilon": h["eps"]})
@@ -586,7 +716,8 @@ class TensorflowAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ graphs
     def graph_namespace(self) -> Any:
         tf = self.tf
-        return types.SimpleNamespace(sum=tf.reduce_sum, tanh=tf.tanh, matmul=tf.matmul)
+        # item: an eager tensor's value as a Python float, TensorFlow's way (float(t) reads EagerTensor.__float__)
+        return types.SimpleNamespace(sum=tf.reduce_sum, tanh=tf.tanh, matmul=tf.matmul, item=float)
 
     def value_and_grad(self, fn: Callable[..., Any], args: Sequence[Array]) -> tuple[float, Array]:
         tensors = [self.T(a) for a in args]
@@ -600,6 +731,9 @@ class TensorflowAdapter(Adapter):
         if hasattr(self.tf, "function"):
             paths += [GRAPH, XLA]
         return paths
+
+    def compile_path_lookups(self) -> list[str]:
+        return ["tf.function", "tf.function(jit_compile=True)"]
 
     def compile(self, fn: Callable[..., Any], path: str) -> CompiledFunction:
         if path not in (XLA, GRAPH):
@@ -626,16 +760,19 @@ class TensorflowAdapter(Adapter):
         # Documented for benchmarking: waits for every device's queued work (a cheap barrier on the CPU).
         self.tf.test.experimental.sync_devices()
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Array, list[str]]:
-        """The Keras model with the catalog's initial parameters, and the input in Keras' layout."""
+    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Array, dict[str, Source], list[str]]:
+        """The Keras model with the catalog's initial parameters, the input in Keras' layout, and every catalog
+        parameter as the model's variable with the map from Keras' layout back to the catalog's."""
         keras, L = self.keras, self.keras.layers
         if spec_id == "mlp_train":
             d, h = a["w1"].shape
             c = a["w3"].shape[1]
             m = keras.Sequential([keras.Input((d,)), L.Dense(h, activation="relu"), L.Dense(h, activation="relu"), L.Dense(c)])
+            params: dict[str, Source] = {}
             for layer, w, b in zip(m.layers, ("w1", "w2", "w3"), ("b1", "b2", "b3")):
                 self._load(layer, kernel=a[w], bias=a[b])
-            return m, a["x"], []
+                params |= self._params(layer, **{w: ("kernel", None), b: ("bias", None)})
+            return m, a["x"], params, []
         if spec_id == "cnn_train":
             x = np.ascontiguousarray(a["x"].transpose(0, 2, 3, 1))  # the data in Keras' NHWC layout, once
             hw = x.shape[1]
@@ -647,8 +784,12 @@ class TensorflowAdapter(Adapter):
             self._load(conv1, kernel=to_keras_kernel(a["conv1_w"]), bias=a["conv1_b"])
             self._load(conv2, kernel=to_keras_kernel(a["conv2_w"]), bias=a["conv2_b"])
             self._load(fc, kernel=fc_rows_chw_to_hwc(a["fc_w"], c2, hw // 4, hw // 4), bias=a["fc_b"])
-            return m, x, ["input transposed NCHW -> NHWC once when built; the dense rows reordered to the NHWC "
-                          "flatten, so the model equals the catalog's (C, H, W) flatten"]
+            params = {**self._params(conv1, conv1_w=("kernel", from_keras_kernel), conv1_b=("bias", None)),
+                      **self._params(conv2, conv2_w=("kernel", from_keras_kernel), conv2_b=("bias", None)),
+                      **self._params(fc, fc_w=("kernel", lambda k: fc_rows_hwc_to_chw(k, c2, hw // 4, hw // 4)),
+                                     fc_b=("bias", None))}
+            return m, x, params, ["input transposed NCHW -> NHWC once when built; the dense rows reordered to the NHWC "
+                                  "flatten, so the model equals the catalog's (C, H, W) flatten"]
         if spec_id == "lstm_train":
             h = a["wh"].shape[0]
             m = keras.Sequential([keras.Input(a["x"].shape[1:]), L.LSTM(h, use_bias=False), L.Dense(a["fc_w"].shape[1])])
@@ -656,19 +797,31 @@ class TensorflowAdapter(Adapter):
             self._load(lstm, kernel=reorder_gates(a["wx"], CANONICAL_LSTM, KERAS_LSTM),
                        recurrent_kernel=reorder_gates(a["wh"], CANONICAL_LSTM, KERAS_LSTM))
             self._load(fc, kernel=a["fc_w"], bias=a["fc_b"])
-            return m, a["x"], []
+
+            def back(k: Array) -> Array:
+                return reorder_gates(k, KERAS_LSTM, CANONICAL_LSTM)
+
+            params = {**self._params(lstm, wx=("kernel", back), wh=("recurrent_kernel", back)),
+                      **self._params(fc, fc_w=("kernel", None), fc_b=("bias", None))}
+            return m, a["x"], params, []
         raise KeyError(spec_id)
 
     def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+        from harness.catalog.workloads import LEARNING_RATE
+
         tf = self.tf
         compiled = mode == "compiled"
         path = f"{XLA} (XLA)" if compiled else None
 
-        def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        def wrap(f: Callable[..., Any]) -> Any:
             return tf.function(f, jit_compile=True) if compiled else f
+
+        def traces_of(f: Any) -> Callable[[], int | None]:
+            return (lambda: int(f.experimental_get_tracing_count())) if compiled else (lambda: None)
 
         if spec.kind == "op":
             notes: list[str] = []
+            to_catalog: Callable[[Array], Array] = lambda y: y  # noqa: E731
             if spec.id == "gemm":
                 args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
                 f = wrap(lambda p, q: tf.matmul(p, q))
@@ -676,6 +829,7 @@ class TensorflowAdapter(Adapter):
                 # NCHW data and (O, C, kH, kW) weights in TensorFlow's NHWC / (kH, kW, C, O), converted once
                 args = (self.T(arrays["x"].transpose(0, 2, 3, 1)), self.T(to_keras_kernel(arrays["w"])))
                 f = wrap(lambda p, q: tf.nn.conv2d(p, q, strides=1, padding=[[0, 0], [1, 1], [1, 1], [0, 0]]))
+                to_catalog = lambda y: y.transpose(0, 3, 1, 2)  # noqa: E731  NHWC output read back as NCHW
                 notes.append("tf.nn.conv2d on NHWC data (transposed once when built), explicit padding 1")
             else:
                 raise KeyError(spec.id)
@@ -683,12 +837,13 @@ class TensorflowAdapter(Adapter):
             def op_step() -> Any:
                 return f(*args)
 
-            return Workload(op_step, self._sync, 0, path, notes)
+            return Workload(op_step, self._sync, 0, path, notes, observe=lambda y: {"y": to_catalog(self.N(y))},
+                            compile_scope="op" if compiled else None, traces=traces_of(f))
 
-        model, x_np, notes = self._train_model(spec.id, arrays)
+        model, x_np, params, notes = self._train_model(spec.id, arrays)
         x, labels = self.T(x_np), self.T(arrays["labels"])
         loss_fn = self.keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # mean over the batch
-        opt = self.keras.optimizers.SGD(learning_rate=0.01)
+        opt = self.keras.optimizers.SGD(learning_rate=LEARNING_RATE)
         variables = model.trainable_variables
         opt.build(variables)
 
@@ -698,11 +853,19 @@ class TensorflowAdapter(Adapter):
             opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
+        def observe(loss: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {"loss": self.N(loss)}
+            for name, (var, back) in params.items():
+                value = self.N(var)
+                out[name] = back(value) if back is not None else value
+            return out
+
         step = wrap(train_step)
         if compiled:
-            notes.append("the whole step (forward, loss, gradient, SGD update) is one XLA-compiled tf.function")
+            notes.append("the whole step (forward, loss, GradientTape gradient, SGD update) is one XLA-compiled tf.function")
         count = sum(int(np.prod(v.shape)) for v in variables)
-        return Workload(step, self._sync, count, path, notes)
+        return Workload(step, self._sync, count, path, notes, observe=observe,
+                        compile_scope="step" if compiled else None, traces=traces_of(step))
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -762,18 +925,17 @@ class TensorflowAdapter(Adapter):
         kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
         export(path, format="onnx", verbose=False, **kwargs)
         versions = distribution_versions("keras", "tf2onnx")
-        notes = [f"Keras' own export API; on the TensorFlow backend it converts through tf2onnx {versions['tf2onnx']} "
-                 "(a separate package the environment must install)"]
+        notes = [f"Keras' own export API; on the TensorFlow backend it converts through tf2onnx {versions['tf2onnx']}"]
         if model.id == "cnn":
             notes.append("the model starts with a Permute(NCHW -> NHWC) so it takes the catalog's NCHW input")
-        return ExportResult("keras.Model.export(format='onnx')", versions["keras"], True, opset or 0, expected, notes)
+        return ExportResult("keras.Model.export(format='onnx')", versions["keras"], opset or 0, expected, notes)
 
     def onnx_import(self, path: str) -> ImportResult:
         import onnx
 
         version = distribution_versions("onnx2tf")["onnx2tf"]
         if version == "not installed":
-            raise Unsupported("onnx2tf is not installed in this environment")
+            raise Unsupported("onnx2tf is not installed in this environment", looked_up=["onnx2tf (distribution)"])
         proto = onnx.load(path)
         initializers = {i.name for i in proto.graph.initializer}
         inputs = [i for i in proto.graph.input if i.name not in initializers]
@@ -815,4 +977,4 @@ class TensorflowAdapter(Adapter):
         if keep_nchw:
             notes.append(f"keep_ncw_or_nchw_or_ncdhw_input_names={keep_nchw}: the imported model keeps the ONNX NCHW "
                          "input instead of onnx2tf's default NHWC")
-        return ImportResult("onnx2tf", version, False, run, notes)
+        return ImportResult("onnx2tf", version, run, notes)

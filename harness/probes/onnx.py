@@ -56,7 +56,7 @@ def _export(adapter: Adapter, model: Any, path: Path) -> Outcome:
 
     x = model.sample_input()
     result, ran = watch(lambda: adapter.onnx_export(model, str(path), None))
-    where = classify(ran, [adapter.distribution])
+    where = classify(ran, adapter.own_distributions())
     data: dict[str, Any] = {
         "model": model.id, "exporter": result.exporter, "exporter_version": result.exporter_version,
         "builtin": where["builtin"], "provenance": where, "requested_opset": result.opset, "notes": result.notes,
@@ -108,7 +108,7 @@ def _import(adapter: Adapter, model: Any, scratch: Path) -> Outcome:
         except Exception as exc:
             attempt.update(outcome="run failed", error=_short(exc))
             continue
-        where = classify(ran | ran_too, [adapter.distribution])
+        where = classify(ran | ran_too, adapter.own_distributions())
         data.update(importer=imported.importer, importer_version=imported.importer_version,
                     builtin=where["builtin"], provenance=where, notes=imported.notes)
         agreement = agree(y, expected, 0.0, EXPORT_ATOL)

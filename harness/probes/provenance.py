@@ -92,18 +92,21 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if _children is not None and event in _CHILD_EVENTS:
         argv: Any = args[1] if event in ("subprocess.Popen", "os.posix_spawn", "os.exec") and len(args) > 1 else args[:1]
         try:
-            _children.append([str(a) for a in (argv if isinstance(argv, (list, tuple)) else [argv])][:12])
+            _children.append([str(a) for a in (argv if isinstance(argv, (list, tuple)) else [argv])][:32])
         except Exception:
             _children.append([event])
 
 
-def _child_owner(argv: list[str]) -> str:
-    """The distribution a child Python process ran (python -m X, or python -c 'import X ...'); the profile hook cannot
-    see into another process, so what cannot be told is counted as outside the framework."""
+def _child_owners(argv: list[str]) -> set[str]:
+    """The distributions a child Python process runs (python -m X, python -c '... import X ...'); the profile hook
+    cannot see into another process, so a child whose code cannot be told is counted as outside the framework."""
     text = " ".join(argv)
-    m = re.search(r"-m\s+([A-Za-z_][\w.]*)", text) or re.search(r"(?:^|[;\s\"'])(?:import|from)\s+([A-Za-z_][\w.]*)", text)
-    owner = _owner_of_module(m.group(1)) if m else None
-    return owner or f"unobserved child process ({' '.join(argv)[:80]})"
+    modules = re.findall(r"(?:^|\s)-m\s+([A-Za-z_][\w.]*)", text)
+    modules += re.findall(r"(?:^|[\s;\"'(])from\s+([A-Za-z_][\w.]*)\s+import", text)
+    for names in re.findall(r"(?:^|[\s;\"'(])import\s+([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)", text):
+        modules += [n.strip() for n in names.split(",")]
+    owners = {o for o in (_owner_of_module(m) for m in modules) if o}
+    return owners or {f"unobserved child process ({' '.join(argv)[:80]})"}
 
 
 _audit_installed = False
@@ -138,7 +141,8 @@ def watch(call: Callable[[], T]) -> tuple[T, set[str]]:
         children, _children = _children, None
     owners = {o for o in (_owner_of_file(f) for f in seen_files) if o}
     owners |= {o for o in (_owner_of_module(m) for m in seen_modules) if o}
-    owners |= {_child_owner(argv) for argv in children or []}
+    for argv in children or []:
+        owners |= _child_owners(argv)
     return result, owners
 
 

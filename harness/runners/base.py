@@ -40,8 +40,8 @@ class LocalProcess:
     """A worker as a child process in its own session (so its whole process group can be killed)."""
 
     def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, log: str = "logs/worker.out") -> None:
-        safefs.make_dirs(workdir, str(Path(log).parent))
-        with safefs.open_append(workdir, log) as out:
+        safefs.ensure_dir(workdir, str(Path(log).parent))
+        with safefs.open_fresh_append(workdir, log) as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, **env}, start_new_session=True)
 

@@ -56,8 +56,9 @@ class ContainerProcess:
         if oom and code == 137:
             self.returncode = -9
         try:  # appended without following links: the container could have planted one at that path
-            safefs.make_dirs(self.workdir, str(Path(self.log).parent))
-            safefs.append(self.workdir, self.log, self.container.logs(stdout=True, stderr=True)[-200_000:])
+            safefs.ensure_dir(self.workdir, str(Path(self.log).parent))
+            with safefs.open_fresh_append(self.workdir, self.log) as fh:
+                fh.write(self.container.logs(stdout=True, stderr=True)[-200_000:])
         except Exception:
             pass
 

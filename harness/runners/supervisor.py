@@ -94,7 +94,8 @@ class Supervisor:
     # ------------------------------------------------------------------------------------------ internals
     def _spawn(self, workdir: Path) -> WorkerProcess:
         workdir.mkdir(parents=True, exist_ok=True)
-        safefs.make_dirs(workdir, "logs")
+        for name in ("logs", "records"):  # real folders: whatever a worker left there instead is removed
+            safefs.ensure_dir(workdir, name)
         self.workers_started += 1
         args = ["--adapter", self.adapter, "--device", self.device, "--workdir", self.interpreter.worker_path(workdir)]
         if self.quick:

@@ -386,7 +386,39 @@ class MemoryHog(NumpyAdapter):
         return OpImpl("native", "allocate", run)
 
 
+
+
+
+VICTIM = "/tmp/showdown-symlink-victim"  # host files a hostile worker aims at (tests create them)
+
+
+class SymlinkPlanter(NumpyAdapter):
+    """A hostile worker (run in a container): during layers/dense it plants links in its work folder that point at
+    host files outside it, for the host to follow: its own probe log (the crash record's log tail), a record file,
+    the worker.out the host appends to, and a folder link for the host's chown; then it dies."""
+
+    name = "fake_symlink_planter"
+
+    def op_dense(self) -> OpImpl:
+        def run(c: Case) -> dict[str, Any]:
+            work = Path(sys.argv[sys.argv.index("--workdir") + 1])  # the worker's own work folder (/work in a container)
+            plants = {
+                work / "logs" / "layers__dense.log": f"{VICTIM}/secret",
+                work / "logs" / "worker.out": f"{VICTIM}/appended",
+                work / "records" / "layers__sgd.json": f"{VICTIM}/secret",
+                work / "records" / "owned.json": f"{VICTIM}/owned",
+                work / "evil": VICTIM,
+            }
+            for link, target in plants.items():
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(target)
+            os.abort()
+
+        return OpImpl("native", "plant links", run)
+
+
 FAKES = {cls.name: cls for cls in (NumpyAdapter, CrashAdapter, ExitAdapter, HangAdapter, GarbageAdapter,
                                     UnavailableAdapter, SlowAdapter, ReferenceAdapter, OffByOnePercent,
                                     DropoutWithoutGradient, WrongLossWorkload, NoGraphCompiled, TracingGradient,
-                                    MemoryHog)}
+                                    MemoryHog, SymlinkPlanter)}
