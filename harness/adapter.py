@@ -313,3 +313,12 @@ def distribution_versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def load_adapter_class(ref: str) -> Any:
+    """The adapter class named 'module:Class' (imported here, inside the framework's environment only)."""
+    import importlib
+
+    module_name, _, class_name = ref.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)

@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--base-image", default=None, help="build: the base image (default $SHOWDOWN_BASE_IMAGE or python:3.11-slim)")
     img.add_argument("--tag", default=None, help="base: tag of the Debian image (default showdown/debian:bookworm-py3.11)")
 
+    lck = sub.add_parser("lock", help="pin every package a framework's environment holds (transitive dependencies too)",
+                         description="Resolve frameworks/<name>/requirements-<flavour>.txt in a fresh virtualenv and "
+                                     "write requirements-<flavour>.lock beside it: every distribution, pinned. The venv "
+                                     "runner and the image builder install with it as constraints. Needs the network "
+                                     "(package metadata only, except the build requirements of an sdist).")
+    lck.add_argument("--framework", "-f", default="all", help="framework name(s), comma-separated, or all")
+    lck.add_argument("--device", "-d", default="cpu", help="cpu or cuda flavour (default cpu)")
+
     rep = sub.add_parser("report", help="report over result documents: Markdown on the terminal, or report.md + report.html")
     rep.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     rep.add_argument("--all", action="store_true", help="every document, not only the newest per framework and device")
@@ -165,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_images(args)
         if args.command == "score":
             return cmd_score(args)
+        if args.command == "lock":
+            return cmd_lock(args)
         if args.command == "activity":
             return cmd_activity(args)
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
@@ -438,6 +448,26 @@ def cmd_images(args: argparse.Namespace) -> int:
     if not rows:
         con.print("no images yet: `showdown images build --framework torch` builds one")
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ lock
+def cmd_lock(args: argparse.Namespace) -> int:
+    from harness.runners import EnvironmentBuildError
+    from harness.runners.locking import parse, write_lock
+
+    _check_device(args.device)
+    names = list(registry.frameworks()) if args.framework == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
+    failed = 0
+    for name in names:
+        info = registry.get(name)
+        try:
+            path = write_lock(info, args.device)
+            print(f"{path.relative_to(registry.SOURCE_ROOT) if path.is_relative_to(registry.SOURCE_ROOT) else path}: "
+                  f"{len(parse(path))} distributions")
+        except EnvironmentBuildError as exc:
+            failed += 1
+            print(f"showdown: {name}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # ------------------------------------------------------------------------------------------------ report

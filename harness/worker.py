@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.adapter import load_adapter_class
 from harness.environment import collect_environment
 from harness.protocol import (
     EXIT_NO_DEVICE,
@@ -82,12 +82,6 @@ def _redirect_fds(log_path: Path) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-
-
-def load_adapter_class(ref: str) -> Any:
-    module_name, _, class_name = ref.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)
 
 
 def run_probe(adapter: Any, probe_id: str, ctx: Any) -> dict[str, Any]:

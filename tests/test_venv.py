@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from harness import registry
@@ -28,3 +29,31 @@ def test_environment_folder_depends_on_pins_not_on_the_interpreter_path(tmp_path
 
 def test_cuda_environments_ignore_local_pip_configuration() -> None:
     assert pip_isolation("cuda") == ["--isolated"] and pip_isolation("cpu") == []
+
+
+def test_every_framework_has_a_lock_that_pins_what_its_requirements_pin() -> None:
+    from harness.runners.locking import lock_path, parse
+
+    for info in registry.frameworks().values():
+        for device in ("cpu", "cuda"):
+            lock = lock_path(info, device)
+            assert lock.exists(), f"{info.name}: no {lock.name} (showdown lock --framework {info.name} --device {device})"
+            pins = parse(lock)
+            direct = parse(info.requirements(device))
+            assert direct and all(pins.get(name) == version.split("+")[0] for name, version in direct.items()), (info.name, device)
+            assert len(pins) > len(direct)  # transitive dependencies are pinned too
+
+
+def test_built_environments_hold_exactly_their_lock() -> None:
+    """Every CPU environment the framework tests built (all six in CI) holds what its lock pins, nothing else."""
+    from harness.runners.venv import LOCK_CHECK, READY
+
+    checked = 0
+    for info in registry.frameworks().values():
+        env = VenvRunner().env_dir(info, "cpu")
+        if not (env / READY).exists():
+            assert os.environ.get("CI") != "true", f"CI builds every environment, but {env.name} is missing"
+            continue
+        assert (env / LOCK_CHECK).read_text() == "", f"{info.name}: {(env / LOCK_CHECK).read_text()}"
+        checked += 1
+    assert checked or os.environ.get("CI") != "true"

@@ -86,9 +86,8 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
 
 def _child(argv: list[str]) -> int:
     """One rank: import the adapter, join the group, all-reduce, write the result file."""
-    from harness.adapter import Unsupported
+    from harness.adapter import Unsupported, load_adapter_class
     from harness.results import error_line, write_json_atomic
-    from harness.worker import load_adapter_class
 
     ref, device, rank, world, port, out = argv
     r = int(rank)

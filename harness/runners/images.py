@@ -26,7 +26,8 @@ from typing import Any
 
 from harness.registry import SOURCE_ROOT, FrameworkInfo, home
 from harness.runners.base import EnvironmentBuildError
-from harness.runners.venv import VenvRunner, pip_isolation
+from harness.runners.locking import lock_path, pip_isolation
+from harness.runners.venv import VenvRunner
 
 DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile"
 SYSTEM_DOCKERFILE = SOURCE_ROOT / "containers" / "Dockerfile.system"
@@ -106,6 +107,9 @@ def build_context(info: FrameworkInfo, device: str, say: Callable[[str], None]) 
         if info.build_requirements() is not None:
             cmd.append("--no-build-isolation")
         cmd += ["-r", str(info.requirements(device))]
+        lock = lock_path(info, device)
+        if lock.exists():
+            cmd += ["-c", str(lock)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise EnvironmentBuildError(f"resolving wheels for {info.name} failed: {proc.stderr.strip().splitlines()[-1:]}")

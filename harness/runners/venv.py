@@ -15,8 +15,10 @@ from pathlib import Path
 
 from harness.registry import FrameworkInfo, home
 from harness.runners.base import EnvironmentBuildError, Interpreter, Runner, source_env
+from harness.runners.locking import check_environment, lock_path, pip_isolation
 
 READY = ".showdown-ready"
+LOCK_CHECK = ".showdown-lock-check"  # what the built environment holds that its lock does not pin (one per line)
 
 
 class VenvRunner(Runner):
@@ -30,8 +32,8 @@ class VenvRunner(Runner):
 
     def env_dir(self, info: FrameworkInfo, device: str) -> Path:
         digest = hashlib.sha256()
-        for path in (info.requirements(device), info.build_requirements()):
-            if path is not None:
+        for path in (info.requirements(device), info.build_requirements(), lock_path(info, device)):
+            if path is not None and path.exists():
                 digest.update(path.read_bytes())
         # the interpreter's version and installation, not the path it was reached by (a nox or pytest venv of the same
         # Python must find the same environment)
@@ -59,14 +61,16 @@ class VenvRunner(Runner):
         env.parent.mkdir(parents=True, exist_ok=True)
         log = env.parent / f"{env.name}.install.log"
         say(f"creating the {info.name} environment in {env} (log: {log})")
+        lock = lock_path(info, device)
+        constraints = ["-c", str(lock)] if lock.exists() else []
         pip = [str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *pip_isolation(device)]
         steps: list[list[str]] = [[self.python, "-m", "venv", str(env)]]
         build = info.build_requirements()
         if build is not None:
-            steps.append(pip + ["-r", str(build)])
-            steps.append(pip + ["--no-build-isolation", "-r", str(info.requirements(device))])
+            steps.append(pip + ["-r", str(build), *constraints])
+            steps.append(pip + ["--no-build-isolation", "-r", str(info.requirements(device)), *constraints])
         else:
-            steps.append(pip + ["-r", str(info.requirements(device))])
+            steps.append(pip + ["-r", str(info.requirements(device)), *constraints])
         with log.open("w") as fh:
             for cmd in steps:
                 fh.write(f"$ {' '.join(cmd)}\n")
@@ -76,6 +80,11 @@ class VenvRunner(Runner):
                     fh.flush()
                     last = _last_error(log)
                     raise EnvironmentBuildError(f"installing {info.name} failed ({last}); full log: {log}")
+        if lock.exists():  # what the environment holds beyond the lock (a platform's extra wheel, a stale lock)
+            drift = check_environment(env / "bin" / "python", lock)
+            (env / LOCK_CHECK).write_text("\n".join(drift) + ("\n" if drift else ""))
+            if drift:
+                say(f"note: the {info.name} environment differs from {lock.name} in {len(drift)} package(s): {', '.join(drift[:3])}")
         (env / READY).write_text(info.requirements(device).read_text())
         prune_siblings(env)
 
@@ -108,11 +117,6 @@ def prune_siblings(keep: Path) -> None:
                 other.unlink(missing_ok=True)
 
 
-def pip_isolation(device: str) -> list[str]:
-    """CUDA environments ignore the machine's pip configuration: a local CPU build of a framework (found through a
-    configured --find-links folder, with a `+cpu` local version that satisfies `==X.Y.Z`) must never stand in for
-    the CUDA build: --isolated ignores local configuration and uses pip's default index."""
-    return ["--isolated"] if device.startswith("cuda") else []
 
 
 def _last_error(log: Path) -> str:
