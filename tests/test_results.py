@@ -106,3 +106,30 @@ def test_stored_document_breaks_when_tampered() -> None:
     first = next(iter(broken["records"]))
     del broken["records"][first]["status"]
     assert validate_document(broken)
+
+
+def test_provenance_counts_source_changes_but_not_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from harness.runners import run
+
+    repo = tmp_path / "repo"
+    (repo / "harness").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "harness" / "x.py").write_text("x = 1\n")
+    (repo / "results" / "report.md").write_text("old\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(run, "SOURCE_ROOT", repo)
+    clean = run.harness_identity()
+    assert clean["git_commit"] and clean["git_dirty"] is False and clean["changed_paths"] == []
+    (repo / "results" / "report.md").write_text("new\n")  # a run's own output
+    (repo / "results" / "torch-cpu-1.json").write_text("{}")
+    (repo / "out").mkdir()
+    (repo / "out" / "doc.json").write_text("{}")
+    assert run.harness_identity((repo / "out",))["git_dirty"] is False
+    (repo / "harness" / "new_adapter.py").write_text("y = 2\n")  # untracked source counts
+    dirty = run.harness_identity((repo / "out",))
+    assert dirty["git_dirty"] is True and dirty["changed_paths"] == ["harness/new_adapter.py"]
