@@ -376,6 +376,8 @@ def print_summary(con: Any, doc: dict[str, Any]) -> None:
         con.print(f"  [red]{r['status']}[/red] {r['probe']}: {r['reason'][:160]}")
     if len(bad) > 15:
         con.print(f"  ... and {len(bad) - 15} more (see the document)")
+    for r in [r for r in doc["records"].values() if r["status"] == "unmapped"][:10]:
+        con.print(f"  [yellow]unmapped[/yellow] {r['probe']}: {r['reason'][:160]}")
 
 
 def _value_text(c: Any) -> str:

@@ -119,7 +119,7 @@ def measure(fn: Callable[[], Any], sync: Callable[[], None] = lambda: None, conf
     warnings: list[str] = []
     if stats["cv"] > 0.10:
         warnings.append(
-            f"CV {stats['cv']:.0%}: the machine was busy or the step is unstable; close other programs or raise --rounds"
+            f"CV {stats['cv']:.0%}: the machine was busy or the step is unstable; close other programs and run it again"
         )
     if stats["outliers"]:
         warnings.append(f"{stats['outliers']} of {len(samples)} rounds are outliers (beyond 1.5 IQR); kept in the samples")

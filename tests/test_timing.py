@@ -62,4 +62,4 @@ def test_noisy_measurement_warns_with_advice(monkeypatch: pytest.MonkeyPatch) ->
     assert m.iterations_per_round == 1
     assert m.samples_s == pytest.approx([0.01, 0.03, 0.01, 0.03, 0.01])
     assert m.cv > 0.5
-    assert any("raise --rounds" in w for w in m.warnings)
+    assert any("close other programs and run it again" in w for w in m.warnings)

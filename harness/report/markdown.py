@@ -52,6 +52,9 @@ def layer_cell(rec: dict[str, Any] | None) -> str:
         conv = d.get("convention")
         if conv and conv != "default":
             text += f" [{conv}]"
+        cannot = [label for label, c in (d.get("cases") or {}).items() if c.get("status") == "unsupported"]
+        if cannot:
+            text += f" (case {', '.join(cannot)}: not expressible)"
         return text
     return rec["status"]
 

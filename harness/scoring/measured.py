@@ -47,7 +47,7 @@ def graph_value(doc: dict[str, Any]) -> Criterion:
         return Criterion(None, "no graph records")
     evidence = [p for p in ("graphs/define_by_run", "graphs/compiled") if p in recs]
     if dbr is not None and dbr["status"] == "ok":
-        return Criterion(2, "dynamic: gradients through Python control flow, eagerly", evidence)
+        return Criterion(2, "dynamic: a value read mid-computation steers Python, gradients flow, every call", evidence)
     if comp is not None and comp["status"] == "ok":
         return Criterion(1, "symbolic: only a compile path works", evidence)
     return Criterion(0, "neither eager define-by-run nor a compile path works", evidence)
