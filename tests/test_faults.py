@@ -244,6 +244,22 @@ def test_a_read_only_output_folder_is_refused_in_one_line(tmp_path: Path, capsys
     assert list(target.iterdir()) == []
 
 
+def test_an_unreadable_output_folder_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "results"
+    target.mkdir()
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:  # root reads through permission bits: the refusal is simulated
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code = cli.main(["run", "--framework", "fake_numpy", "--runner", "local", "--out", str(target), "--suite", "layers"])
+    assert code == 2 and "cannot read the output folder" in one_line_error(capsys)
+
+
 def test_a_full_disk_mid_run_keeps_the_document_valid_and_resume_completes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
     out, log = tmp_path / "results", tmp_path / "executions.log"

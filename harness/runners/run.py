@@ -110,6 +110,11 @@ def check_output_folder(out_dir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise ResultError(f"cannot write into the output folder {out_dir}: {exc.strerror or exc}") from None
+    try:  # resuming needs to see what is there
+        with os.scandir(out):
+            pass
+    except OSError as exc:
+        raise ResultError(f"cannot read the output folder {out_dir}: {exc.strerror or exc}") from None
     return out
 
 
