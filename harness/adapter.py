@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
+    from harness.catalog.models import Model
     from harness.catalog.onnx_models import OnnxModelSpec
     from harness.catalog.ops import Case
     from harness.catalog.workloads import WorkloadSpec
@@ -126,6 +127,15 @@ class CompiledFunction:
     notes: list[str] = field(default_factory=list)  # what the record should say about this path (quirks, workarounds)
 
 
+#: the precisions a throughput workload runs in. Verification (layers, ONNX, the checked steps of fp32 workloads)
+#: always runs in strict float32: an adapter turns TF32 and reduced-precision reductions off in its framework at
+#: start-up and says what it set in device_info()["precision"]; tf32 and bf16 exist on CUDA only.
+PRECISIONS = {
+    "fp32": "strict float32: no TF32, no reduced-precision reductions",
+    "tf32": "float32 storage with TF32 matmuls and convolutions (the framework's TF32 switch on)",
+    "bf16": "the framework's standard mixed precision in bfloat16 (float32 parameters, bfloat16 compute)",
+}
+
 #: what a compiled throughput workload puts through the compiler (recorded on every record; the report compares
 #: compiled figures only between records of the same scope)
 COMPILE_SCOPES = {
@@ -150,6 +160,9 @@ class Workload:
     compile_scope: for the compiled mode, one of COMPILE_SCOPES.
     traces(): how many graphs the compile path has captured or traced so far (None when it cannot tell); a
     compiled workload that captured none ran eagerly and is flagged, not reported as compiled.
+    peak_memory(): the device memory the framework has held at most since the workload was built, in bytes (None
+    where it cannot tell, e.g. on the CPU).
+    precision: what the step actually computes in (PRECISIONS), as the adapter set it up.
     """
 
     step: Callable[[], Any]
@@ -160,6 +173,8 @@ class Workload:
     observe: Callable[[Any], dict[str, Any]] | None = None
     compile_scope: str | None = None
     traces: Callable[[], int | None] = lambda: None
+    peak_memory: Callable[[], int | None] = lambda: None
+    precision: str = "fp32"
 
 
 @dataclass
@@ -235,8 +250,14 @@ class Adapter(ABC):
         return (self.device == "cpu", "" if self.device == "cpu" else f"{self.name} adapter has no {self.device} support")
 
     def device_info(self) -> dict[str, Any]:
-        """What the framework says about the device (GPU name, CUDA/cuDNN versions...)."""
+        """What the framework says about the device it uses (self.device only: its name, memory, compute capability,
+        the CUDA and cuDNN versions the framework runs with) and, under "precision", the switches it set for strict
+        float32 (TF32 off, no reduced-precision reductions)."""
         return {}
+
+    def gpu_count(self) -> int:
+        """How many CUDA devices the framework sees (0 on a machine without them)."""
+        return 0
 
     # ------------------------------------------------------------------------------------------ layers
     def op(self, op_id: str) -> OpImpl | list[OpImpl]:
@@ -278,10 +299,19 @@ class Adapter(ABC):
         raise NotMapped(f"the {self.name} adapter maps no compile path {path!r}")
 
     # ------------------------------------------------------------------------------------------ throughput
-    def workload(self, spec: WorkloadSpec, arrays: dict[str, Array], mode: str) -> Workload:
-        """Build workload `spec` from the catalog's arrays; mode is 'eager' or 'compiled' (the whole step put
-        through the framework's compiler wherever it can take it; say what in `compile_scope`)."""
+    def workload(self, spec: WorkloadSpec, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """A single-op workload (spec.kind == "op": gemm, conv2d) from the catalog's arrays; mode is 'eager' or
+        'compiled'; precision one of PRECISIONS (raise Unsupported, with evidence, for one the framework lacks)."""
         raise NotMapped(f"the {self.name} adapter has no workload {spec.id}")
+
+    def model_workload(self, model: Model, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The training step of a catalog model (harness.catalog.models): build every node with the framework's own
+        layer for its kind (never by the model's id: a new catalog model must need no adapter change), load the
+        catalog's initial parameters (arrays: "<node>.<param>", plus "x" and "labels"), and return the step: mean
+        softmax cross-entropy, backward, one SGD update at lr 0.01. mode: 'eager', or 'compiled' (the whole step
+        through the framework's compiler wherever it takes it; say what in `compile_scope`). precision: as for
+        workload()."""
+        raise NotMapped(f"the {self.name} adapter builds no catalog models")
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -291,7 +321,8 @@ class Adapter(ABC):
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
         """Join a `world`-process group on host:port (loopback) as `rank` through the framework's distributed API
-        and sum-all-reduce `value` (float32) across the processes."""
+        and sum-all-reduce `value` (float32) across the processes, on self.device: each rank's adapter is made for
+        its own device (cuda:<rank> when there are enough GPUs, else cpu), so ranks never share a GPU."""
         raise NotMapped(f"the {self.name} adapter implements no all-reduce")
 
     # ------------------------------------------------------------------------------------------ onnx

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, registry
-from harness.results import STATUSES, ResultError, iter_result_files, load_document, validate_document
+from harness.results import STATUSES, ResultError, is_run, iter_result_files, load_document, validate_document
 from harness.runners.lock import FolderBusy
 from harness.runners.run import RunStorageError
 
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"suites, comma-separated or repeated (default: all: {','.join(SUITES)})")
     run.add_argument("--out", "-o", type=Path, default=Path("results"), help="folder for result documents (default: results)")
     run.add_argument("--runner", default="venv", choices=RUNNERS,
-                     help="venv: the framework's own virtualenv (default); docker: its image (built if missing); local: this interpreter")
+                     help="venv: the framework's own virtualenv (default); docker: its image (built if missing); local: this "
+                          "interpreter; system: an interpreter that already holds the framework (--python), nothing built")
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
     run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv (or image) first")
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-limit", type=_size, default=None, metavar="SIZE",
                      help="kill a worker whose resident memory goes over SIZE (e.g. 8G, 500M) and record the probe it "
                           "was running; the docker runner gives the container this limit (default: none; docker 8G)")
+    run.add_argument("--python", default=None,
+                     help="system runner: the interpreter that already holds the framework (default $SHOWDOWN_PYTHON or python3)")
+    run.add_argument("--record-unavailable", action="store_true",
+                     help="when a framework cannot run (not installable, not importable, no such device), write a document "
+                          "of kind 'unavailable' saying what was tried and why, instead of only reporting it")
+    run.add_argument("--budget", type=_positive_seconds, default=None, metavar="SECONDS",
+                     help="stop starting new probes after this many seconds (per framework); what ran is kept and the "
+                          "same command resumes the rest")
     run.add_argument("--wait", action="store_true",
                      help="if another run is writing into the same --out folder, wait for it instead of refusing")
     run.add_argument("--base-image", default=None,
@@ -137,11 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write report.md and a self-contained report.html (with charts) into this folder")
     rep.add_argument("--rubric", default="showdown-2026", help="rubric to score with (default showdown-2026; showdown-2018 also available)")
     rep.add_argument("--no-timestamp", action="store_true", help="leave the generation time out (byte-for-byte reproducible)")
+    rep.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                     help="which set of runs to report when the documents hold both (CPU and GPU runs are never mixed)")
 
     sco = sub.add_parser("score", help="rubric scores of result documents (a pure function of results, rubric and facts)")
     sco.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     sco.add_argument("--rubric", default="showdown-2026", help="rubric id (default showdown-2026)")
     sco.add_argument("--json", action="store_true", help="machine-readable output")
+    sco.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                     help="which set of runs to score when the documents hold both (CPU and GPU runs are never mixed)")
 
     act = sub.add_parser("activity", help="fetch activity and ecosystem figures (GitHub, Stack Exchange) into a dated snapshot",
                          description="Needs the network; GitHub's search API wants a token ($GITHUB_TOKEN). The snapshot "
@@ -258,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     suites = _parse_suites(",".join(args.suite) if args.suite else ",".join(SUITES))
     probes = None
     if args.probe:
-        known = set(plan(list(SUITES)))
+        known = set(plan(list(SUITES), args.device))
         bad = [p for p in args.probe if p not in known]
         if bad:
             raise UsageError(f"unknown probe {bad[0]!r}; `showdown list` shows ops and workloads (ids like layers/conv2d)")
@@ -328,12 +341,19 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
         recorded=lambda rec: progress.update(task, advance=1, description=f"{rec['probe']}: {rec['status']}"),
     )
     request = RunRequest(info, args.device, suites, args.out, runner, quick=args.quick, fresh=args.new,
-                         timeouts=timeouts, probes=probes, wait=args.wait, memory_limit_bytes=args.memory_limit)
+                         timeouts=timeouts, probes=probes, wait=args.wait, memory_limit_bytes=args.memory_limit,
+                         budget_s=args.budget)
     try:
         result = execute(request, hooks)
     except FrameworkUnavailable as exc:
+        _record_unavailable(args, info, runner, f"not usable in its environment ({runner.name} runner): {exc}",
+                            [{"what": f"start a worker with {info.adapter} ({runner.name} runner)", "outcome": str(exc)}])
         raise UsageError(f"{info.name} is not usable in its environment ({runner.name} runner): {exc}") from None
-    except (EnvironmentBuildError, WorkerError) as exc:
+    except EnvironmentBuildError as exc:
+        _record_unavailable(args, info, runner, f"its environment could not be prepared ({runner.name} runner)",
+                            [{"what": f"prepare the {runner.name} environment", "outcome": str(exc)}])
+        raise UsageError(str(exc)) from None
+    except WorkerError as exc:
         raise UsageError(str(exc)) from None
     finally:
         progress.stop()
@@ -341,6 +361,25 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
     con.print(f"result: {result.path}" + (" (resumed)" if result.resumed else "") +
               ("" if result.document["complete"] else "  [yellow]incomplete: run the same command again to resume[/yellow]"))
     return result
+
+
+def _record_unavailable(args: argparse.Namespace, info: registry.FrameworkInfo, runner: Any, reason: str,
+                        tried: list[dict[str, Any]]) -> None:
+    if not getattr(args, "record_unavailable", False):
+        return
+    import datetime as _dt
+
+    from harness.environment import cpu_model, memory_bytes, nvidia_smi
+    from harness.results import document_name, new_unavailable_document, unused_path, write_json_atomic
+    from harness.runners.run import harness_identity
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = unused_path(args.out, document_name(info.name, args.device, stamp))
+    machine = {"cpu": cpu_model(), "memory_bytes": memory_bytes(), "gpu": nvidia_smi(args.device)}
+    doc = new_unavailable_document(run_id=path.stem, framework=info.name, device=args.device, reason=f"{info.name}: {reason}",
+                                   tried=tried, runner={"name": runner.name}, harness=harness_identity((args.out,)),
+                                   machine=machine)
+    write_json_atomic(path, doc)
 
 
 def print_summary(con: Any, doc: dict[str, Any]) -> None:
@@ -397,6 +436,8 @@ def _throughput_headline(doc: dict[str, Any]) -> str:
 def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
     if args.runner == "venv":
         return get_runner("venv", rebuild=args.rebuild_env)
+    if args.runner == "system":
+        return get_runner("system", python=args.python)
     if args.runner == "docker":
         from harness.runners.images import DockerUnavailable
 
@@ -515,6 +556,11 @@ def load_many(paths: Sequence[Path], newest_only: bool, loaded: Loaded | None = 
     chosen = []
     for (fw, device), group in sorted(groups.items()):
         group.sort(key=lambda d: d["created_at"], reverse=True)
+        runs = [d for d in group if is_run(d)]
+        if not runs:  # only records that it could not run here: the newest says why
+            chosen.append(group[0])
+            continue
+        group = runs
         complete = [d for d in group if d["complete"]]
         pick = complete[0] if complete else group[0]
         if pick is not group[0]:
@@ -530,21 +576,35 @@ def load_many(paths: Sequence[Path], newest_only: bool, loaded: Loaded | None = 
     return chosen
 
 
-def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Loaded) -> tuple[list[dict[str, Any]], Any, Any]:
+def device_class(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Loaded,
+            device: str | None = None) -> tuple[list[dict[str, Any]], Any, Any]:
+    """The documents of one device class, their rubric, and their scores: CPU and GPU runs are separate sets (a
+    GPU figure beside a CPU one would compare machines, not frameworks), never mixed in one report."""
     from harness.scoring import rubric as rb
     from harness.scoring.score import score
 
     docs = load_many(paths, newest_only=newest_only, loaded=loaded)
     for d in docs:
         d.pop("_source", None)
+    classes = sorted({device_class(d["device"]) for d in docs})
+    if device is None and len(classes) > 1:
+        raise UsageError(f"the documents hold {' and '.join(classes)} runs: report one set at a time (--device cpu or "
+                         "--device cuda; `nox -s bench-gpu` keeps GPU runs in results/gpu)")
+    wanted = device or classes[0]
+    docs = [d for d in docs if device_class(d["device"]) == wanted]
+    if not docs:
+        raise UsageError(f"no {wanted} documents in {', '.join(map(str, paths))}")
     try:
         rubric = rb.load(rubric_id)
     except rb.RubricError as exc:
         raise UsageError(str(exc)) from None
-    cpu = [d for d in docs if d["device"] == "cpu"]
-    scoring_docs = cpu or docs
     seen: set[str] = set()
-    unique = [d for d in scoring_docs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
+    runs = [d for d in docs if is_run(d)]
+    unique = [d for d in runs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
     return docs, rubric, score(unique, rubric)
 
 
@@ -554,17 +614,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.scoring.score import latest_snapshot
 
     loaded = Loaded()
-    docs, rubric, scores = _scored(args.paths, not args.all, args.rubric, loaded)
+    docs, rubric, scores = _scored(args.paths, not args.all, args.rubric, loaded, args.device)
     stamp = None if args.no_timestamp else _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    text = render(docs, generated=stamp, scores=scores, rubric=rubric)
     status = EXIT_INVALID_INPUT if loaded.skipped else 0
+    unavailable = [d for d in docs if not is_run(d)]
+    docs = [d for d in docs if is_run(d)]
+    text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable)
     if args.out_dir is None:
         sys.stdout.write(text)
         return status
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
-        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0])
+        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable)
         write_text_atomic(args.out_dir / "report.md", text)
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:
@@ -579,7 +641,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     loaded = Loaded()
-    _, rubric, scores = _scored(args.paths, True, args.rubric, loaded)
+    _, rubric, scores = _scored(args.paths, True, args.rubric, loaded, args.device)
     status = EXIT_INVALID_INPUT if loaded.skipped else 0
     if args.json:
         print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -29,26 +30,47 @@ def memory_bytes() -> int | None:
         return None
 
 
-def nvidia_smi() -> dict[str, Any] | None:
-    """GPU name, driver and memory from nvidia-smi, when there is one."""
+def _visible_index(device: str) -> int | None:
+    """The physical index nvidia-smi uses for the framework's cuda:N (CUDA_VISIBLE_DEVICES renumbers devices)."""
+    if not device.startswith("cuda"):
+        return None
+    n = int(device.split(":", 1)[1]) if ":" in device else 0
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible:
+        if n >= len(visible) or not visible[n].isdigit():
+            return None
+        return int(visible[n])
+    return n
+
+
+def nvidia_smi(device: str = "cpu") -> dict[str, Any] | None:
+    """The GPU a CUDA run uses (name, driver, memory, uuid), the driver's CUDA version, and how many the machine
+    has, from nvidia-smi; None when there is none or the run is on the CPU."""
     exe = shutil.which("nvidia-smi")
-    if not exe:
+    if not exe or not device.startswith("cuda"):
         return None
     try:
         out = subprocess.run(
-            [exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            [exe, "--query-gpu=index,name,driver_version,memory.total,uuid", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=20, check=True,
         ).stdout
+        banner = subprocess.run([exe], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    gpus = [dict(zip(("name", "driver_version", "memory_total"), (p.strip() for p in line.split(","))))
+    gpus = [dict(zip(("index", "name", "driver_version", "memory_total", "uuid"), (p.strip() for p in line.split(","))))
             for line in out.strip().splitlines() if line.strip()]
-    return {"gpus": gpus} if gpus else None
+    if not gpus:
+        return None
+    index = _visible_index(device)
+    used = next((g for g in gpus if g["index"] == str(index)), None)
+    cuda = re.search(r"CUDA Version:\s*([0-9.]+)", banner)
+    return {"used": used, "device": device, "gpus_on_machine": len(gpus),
+            "driver_cuda_version": cuda.group(1) if cuda else None}
 
 
 def collect_environment(adapter: Any, device: str, device_available: bool) -> dict[str, Any]:
     versions = adapter.versions()
-    gpu = nvidia_smi()
+    gpu = nvidia_smi(device)
     return {
         "framework_version": versions.get(adapter.distribution, "unknown"),
         "versions": versions,

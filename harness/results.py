@@ -110,6 +110,21 @@ def new_document(
     }
 
 
+def new_unavailable_document(*, run_id: str, framework: str, device: str, reason: str, tried: list[dict[str, Any]],
+                             runner: dict[str, Any], harness: dict[str, Any], machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record that a framework could not run here: what was tried and what it answered (never scored)."""
+    return {
+        "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "kind": "unavailable", "run_id": run_id,
+        "framework": framework, "device": device, "created_at": now_iso(), "reason": reason, "tried": tried,
+        "runner": runner, "harness": harness, "machine": machine,
+    }
+
+
+def is_run(doc: dict[str, Any]) -> bool:
+    """A run of the suite (as opposed to a record that the framework could not run here)."""
+    return doc.get("kind", "run") == "run"
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,8 +263,9 @@ def validate_document(doc: Any) -> list[str]:
 
 
 def iter_result_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Expand folders into the result documents they hold (skipping hidden files and the hidden work folders of runs
-    in progress). A folder that cannot be read is an error, never an empty result."""
+    """Expand folders into the result documents directly in them (not in sub-folders: results/gpu is its own set;
+    hidden files and the hidden work folders of runs in progress are skipped). A folder that cannot be read is an
+    error, never an empty result."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -257,9 +273,9 @@ def iter_result_files(paths: Iterable[Path | str]) -> list[Path]:
                 raise ResultError(f"{exc.filename or where}: cannot read the folder ({exc.strerror or exc})")
 
             found: list[Path] = []
-            for root, dirs, files in os.walk(p, onerror=refuse):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(root) / f for f in files if f.endswith(".json") and not f.startswith("."))
+            for _root, dirs, files in os.walk(p, onerror=refuse):
+                dirs[:] = []  # one folder, one set of runs: results/gpu beside results/ is another set
+                found.extend(p / f for f in files if f.endswith(".json") and not f.startswith("."))
             out.extend(sorted(found))
         elif p.exists():
             out.append(p)
@@ -268,8 +284,13 @@ def iter_result_files(paths: Iterable[Path | str]) -> list[Path]:
     return out
 
 
+def device_slug(device: str) -> str:
+    """The device as it may appear in a file name: cuda:1 -> cuda1 (a colon breaks Docker bind specifications)."""
+    return device.replace(":", "")
+
+
 def document_name(framework: str, device: str, stamp: str) -> str:
-    return f"{framework}-{device}-{stamp}"
+    return f"{framework}-{device_slug(device)}-{stamp}"
 
 
 def unused_path(out_dir: Path, stem: str) -> Path:
@@ -289,13 +310,15 @@ def find_resumable(out_dir: Path, framework: str, device: str, runner: str, cata
     if not out_dir.is_dir():
         return None
     best: tuple[str, Path] | None = None
-    for path in out_dir.glob(f"{framework}-{device}-*.json"):
+    for path in out_dir.glob(f"{framework}-{device_slug(device)}-*.json"):
         try:
             doc = load_document(path)
             errors = validate_document(doc)
         except ResultError as exc:
             if say:
                 say(f"not resuming {path.name}: {exc}")
+            continue
+        if not is_run(doc):
             continue
         if errors:
             if say:

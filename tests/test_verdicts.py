@@ -258,21 +258,21 @@ def test_a_workload_whose_loss_is_one_percent_off_is_failed_and_not_timed(ctx: C
 
 def test_a_wrong_update_is_failed(ctx: Context) -> None:
     class WrongUpdate(NumpyAdapter):
-        def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Any:
-            built = self._mlp(spec, arrays, mode)
+        def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Any:
+            built = self._train(model, arrays, mode)
             real = built.observe
             assert real is not None
-            built.observe = lambda loss: {**real(loss), "w2": real(loss)["w2"] * 1.001}  # 0.1% off: many updates' worth
+            built.observe = lambda loss: {**real(loss), "fc2.w": real(loss)["fc2.w"] * 1.001}  # 0.1% off: many updates' worth
             return built
 
     out = throughput.run(WrongUpdate("cpu"), "mlp_train/eager", ctx)
-    assert out.status is Status.FAILED and "parameter w2" in out.reason
+    assert out.status is Status.FAILED and "parameter fc2.w" in out.reason
 
 
 def test_a_compiled_step_that_goes_wrong_on_replay_is_failed(ctx: Context) -> None:
     class ReplayBug(NumpyAdapter):
-        def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Any:
-            built = self._mlp(spec, arrays, mode)
+        def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Any:
+            built = self._train(model, arrays, mode)
             step, calls = built.step, [0]
 
             def replayed() -> Any:
@@ -297,8 +297,8 @@ def test_a_compile_path_that_captured_no_graph_is_flagged(ctx: Context) -> None:
 
 def test_a_compiled_workload_must_state_its_scope(ctx: Context) -> None:
     class NoScope(NumpyAdapter):
-        def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Any:
-            built = self._mlp(spec, arrays, mode)
+        def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Any:
+            built = self._train(model, arrays, mode)
             built.compile_scope = None
             return built
 

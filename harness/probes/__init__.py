@@ -34,8 +34,13 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def plan(suites: list[str]) -> list[str]:
-    """Every probe id of the given suites, in run order."""
+#: the precisions timed on each device class: strict float32 everywhere (the probe id without a suffix), TF32 and
+#: bfloat16 mixed precision on CUDA as their own probes (throughput/<workload>/<mode>/<precision>)
+EXTRA_PRECISIONS = {"cpu": (), "cuda": ("tf32", "bf16")}
+
+
+def plan(suites: list[str], device: str = "cpu") -> list[str]:
+    """Every probe id of the given suites on the device, in run order."""
     from harness.catalog.onnx_models import MODELS
     from harness.catalog.ops import OPS
     from harness.catalog.workloads import WORKLOADS
@@ -50,7 +55,9 @@ def plan(suites: list[str]) -> list[str]:
         elif suite == "graphs":
             ids += [f"graphs/{name}" for name in GRAPH_PROBES]
         elif suite == "throughput":
-            ids += [f"throughput/{w.id}/{mode}" for w in WORKLOADS for mode in ("eager", "compiled")]
+            extra = EXTRA_PRECISIONS["cuda" if device.startswith("cuda") else "cpu"]
+            ids += [f"throughput/{w.id}/{mode}{suffix}" for w in WORKLOADS for mode in ("eager", "compiled")
+                    for suffix in ("", *(f"/{p}" for p in extra))]
         elif suite == "onnx":
             ids += [f"onnx/{direction}/{m.id}" for direction in ("export", "import") for m in MODELS]
         elif suite == "numerics":

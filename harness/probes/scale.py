@@ -37,12 +37,25 @@ def rank_value(rank: int) -> np.ndarray:
     return (np.arange(6, dtype=np.float32) + 1.0) * (rank + 1)
 
 
+def rank_devices(adapter: Adapter) -> tuple[list[str], str]:
+    """Each rank's device: its own GPU (cuda:<rank>) when the framework sees at least WORLD of them; otherwise the
+    CPU for every rank (the same distributed API over CPU tensors), and the record says why."""
+    if not adapter.device.startswith("cuda"):
+        return ["cpu"] * WORLD, "cpu"
+    count = adapter.gpu_count()
+    if count >= WORLD:
+        return [f"cuda:{rank}" for rank in range(WORLD)], f"one GPU per rank ({count} visible)"
+    return ["cpu"] * WORLD, (f"a GPU all-reduce needs {WORLD} GPUs and {count} is visible: both ranks ran on CPU "
+                             "tensors through the same distributed API (not a verdict on GPU collectives)")
+
+
 def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
     if name != "allreduce":
         raise KeyError(f"unknown scale probe {name!r}")
     ctx.scratch.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     adapter_ref = f"{type(adapter).__module__}:{type(adapter).__name__}"
+    devices, placement = rank_devices(adapter)
     procs, outs = [], []
     for rank in range(WORLD):
         out = ctx.scratch / f"allreduce-rank{rank}.json"
@@ -50,7 +63,7 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
         outs.append(out)
         log = (ctx.scratch / f"allreduce-rank{rank}.log").open("wb")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "harness.probes.scale", adapter_ref, adapter.device, str(rank), str(WORLD), str(port), str(out)],
+            [sys.executable, "-m", "harness.probes.scale", adapter_ref, devices[rank], str(rank), str(WORLD), str(port), str(out)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ)))
         log.close()
     deadline = time.monotonic() + CHILD_TIMEOUT_S
@@ -69,7 +82,8 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
             tail = (ctx.scratch / f"allreduce-rank{rank}.log").read_text(errors="replace")[-800:]
             results.append({"rank": rank, "error": "hung" if rank in hung else f"no result (exit {procs[rank].returncode})",
                             "log_tail": tail})
-    data: dict[str, Any] = {"world": WORLD, "transport": f"127.0.0.1:{port}", "ranks": results}
+    data: dict[str, Any] = {"world": WORLD, "transport": f"127.0.0.1:{port}", "ranks": results, "devices": devices,
+                            "placement": placement}
     unsupported = [r for r in results if r.get("unsupported")]
     if unsupported:
         return Outcome(Status.UNSUPPORTED, unsupported[0]["unsupported"], data)

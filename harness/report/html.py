@@ -55,7 +55,7 @@ def _num(v: float | None, digits: int = 1) -> str:
 
 
 def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rubric: rb.Rubric, generated: str | None,
-           snapshot_date: str | None) -> str:
+           snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = ()) -> str:
     by_fw = {d["framework"]: d for d in docs}
     order = [s.framework for s in scores]
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>showdown report</title><style>{CSS}</style></head><body>",
@@ -63,6 +63,12 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
              f"<p class=\"muted\">Rubric {e(rubric.id)} v{rubric.version}: {e(rubric.title)}. "
              f"{len(docs)} result documents. " + (f"Generated {e(generated)}. " if generated else "") +
              (f"Activity snapshot of {e(snapshot_date)}." if snapshot_date else "No activity snapshot: activity and ecosystem are left out.") + "</p>"]
+
+    if unavailable:
+        parts.append("<h2 id=\"unavailable\">Did not run here</h2><ul>" + "".join(
+            f"<li><b>{e(d['framework'])}</b> on {e(d['device'])}: {e(d['reason'])}<br><span class=\"muted\">tried: "
+            + e("; ".join(f"{t['what']}: {t['outcome']}" for t in d["tried"])) + "</span></li>"
+            for d in sorted(unavailable, key=lambda d: d["framework"])) + "</ul>")
 
     # overall
     parts.append("<h2 id=\"overall\">Overall scores</h2>")

@@ -95,13 +95,20 @@ def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> 
 
 
 def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
-           rubric: Any = None) -> str:
-    """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output)."""
+           rubric: Any = None, unavailable: Sequence[dict[str, Any]] = ()) -> str:
+    """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output);
+    `unavailable`: documents of frameworks that could not run here, listed with what was tried."""
     docs = sorted(docs, key=lambda d: (d["framework"] != BASELINE, d["framework"], d["device"]))
     cols = [label(d) for d in docs]
     lines: list[str] = ["# showdown report", ""]
     if generated:
         lines += [f"Generated {generated}.", ""]
+    if unavailable:
+        lines += ["## Did not run here", ""]
+        for d in sorted(unavailable, key=lambda d: d["framework"]):
+            tried = "; ".join(f"{t['what']}: {t['outcome']}" for t in d["tried"])
+            lines.append(f"- {d['framework']} on {d['device']}: {d['reason']} (tried: {tried})".replace("\n", " "))
+        lines.append("")
     if scores and rubric is not None:
         lines += [f"## Scores ({rubric.id} v{rubric.version})", "",
                   "Each criterion normalised to 0-100; a category is the mean of its determined criteria; overall is "

@@ -1,11 +1,11 @@
-"""Where the worker runs: this interpreter (local), a virtualenv per framework (venv, the default), or a Docker
-image (docker). Every runner only prepares an interpreter; the supervisor runs the probes the same way for all."""
+"""Where the worker runs: this interpreter (local), a virtualenv per framework (venv, the default), a Docker image
+(docker), or an interpreter that already holds the framework (system). Every runner only prepares an interpreter; the supervisor runs the probes the same way for all."""
 
 from __future__ import annotations
 
 from harness.runners.base import EnvironmentBuildError, Interpreter, Runner
 
-RUNNERS = ("venv", "local", "docker")
+RUNNERS = ("venv", "local", "docker", "system")
 
 
 def get_runner(name: str, **options: object) -> Runner:
@@ -21,6 +21,10 @@ def get_runner(name: str, **options: object) -> Runner:
         from harness.runners.docker import DockerRunner
 
         return DockerRunner(**options)  # type: ignore[arg-type]
+    if name == "system":
+        from harness.runners.system import SystemRunner
+
+        return SystemRunner(**options)  # type: ignore[arg-type]
     raise KeyError(f"unknown runner {name!r}; known: {', '.join(RUNNERS)}")
 
 

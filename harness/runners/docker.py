@@ -11,6 +11,7 @@ have the NVIDIA runtime for that.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -119,6 +120,21 @@ class DockerInterpreter(Interpreter):
         return ContainerProcess(container, workdir)
 
 
+def gpu_passthrough(info: dict[str, Any]) -> str | None:
+    """How `--gpus` (a device request for "gpu") can work on this engine, or None: a registered NVIDIA runtime, the
+    Container Device Interface (CDI specification folders the engine reads), or the NVIDIA container toolkit's hook
+    on the host, which Docker calls for device requests without a runtime of its own."""
+    if "nvidia" in (info.get("Runtimes") or {}):
+        return "the registered nvidia runtime"
+    for folder in info.get("CDISpecDirs") or []:
+        if Path(folder).is_dir() and any(Path(folder).glob("*nvidia*")):
+            return f"CDI ({folder})"
+    for tool in ("nvidia-container-runtime-hook", "nvidia-ctk"):
+        if shutil.which(tool):
+            return f"the NVIDIA container toolkit ({tool})"
+    return None
+
+
 def reap_orphans() -> None:
     """Remove containers left by a host that died (their owner process is gone)."""
     c = images.client()
@@ -142,9 +158,14 @@ class DockerRunner(Runner):
     def prepare(self, info: FrameworkInfo, device: str, say: Callable[[str], None]) -> Interpreter:
         c = images.client()
         reap_orphans()
-        if device.startswith("cuda") and "nvidia" not in (c.info().get("Runtimes") or {}):
-            raise EnvironmentBuildError("the Docker engine has no NVIDIA runtime: it cannot pass a GPU to the container "
-                                        "(install the NVIDIA container toolkit, or run with --runner venv)")
+        if device.startswith("cuda"):
+            how = gpu_passthrough(c.info())
+            if how is None:
+                raise EnvironmentBuildError(
+                    "this Docker engine shows no way to pass a GPU to a container: no NVIDIA runtime registered, no CDI "
+                    "specification folder, no nvidia-container-runtime-hook or nvidia-ctk on the host (install the NVIDIA "
+                    "container toolkit, or run with --runner venv)")
+            say(f"GPUs reach the container through {how}")
         flavour = self.flavour or images.flavour(device)
         if flavour == "cpu" and device.startswith("cuda"):
             raise EnvironmentBuildError("the cpu image has no CUDA build of the framework; use the cuda flavour for --device cuda")

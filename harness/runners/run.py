@@ -8,6 +8,7 @@ import datetime as _dt
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness.probes import DEFAULT_TIMEOUTS, plan
 from harness.registry import SOURCE_ROOT, FrameworkInfo
 from harness.results import (
     ResultError,
+    device_slug,
     document_name,
     find_resumable,
     load_document,
@@ -45,6 +47,7 @@ class RunRequest:
     probes: list[str] | None = None  # restrict to these probe ids (tests, reruns)
     wait: bool = False  # wait for another run that holds the output folder, instead of refusing
     memory_limit_bytes: int | None = None  # kill a worker whose resident memory goes over this, recording the probe
+    budget_s: float | None = None  # start no probe after this many seconds; the rest waits for a resume
 
 
 @dataclass
@@ -168,9 +171,9 @@ def _execute(req: RunRequest, hooks: RunHooks) -> RunResult:
     info = req.framework
     interpreter = req.runner.prepare(info, req.device, hooks.say)
     timeouts = {**DEFAULT_TIMEOUTS, **req.timeouts}
-    wanted = req.probes if req.probes is not None else plan(req.suites)
+    wanted = req.probes if req.probes is not None else plan(req.suites, req.device)
 
-    staging = req.out_dir / f".staging-{info.name}-{req.device.replace(':', '-')}"
+    staging = req.out_dir / f".staging-{info.name}-{device_slug(req.device)}"
     sup = Supervisor(interpreter, info.adapter, req.device, staging, lambda p: timeouts[p.split("/", 1)[0]], req.quick,
                      memory_limit_bytes=req.memory_limit_bytes)
     try:
@@ -231,10 +234,15 @@ def _execute(req: RunRequest, hooks: RunHooks) -> RunResult:
     sup.workdir = workdir
     sup.on_record = on_record
     sup.on_start = hooks.started
+    if req.budget_s is not None:
+        sup.deadline = time.monotonic() + req.budget_s
     try:
         sup.run(todo)
         doc["complete"] = all(p in doc["records"] for p in doc["plan"])
         _save(doc, path)
+        if sup.stopped_by_budget:
+            hooks.say(f"the budget of {req.budget_s:g} s is spent: {len(doc['plan']) - len(doc['records'])} probes left; "
+                      "the same command resumes them")
     finally:
         # the work folder goes unless it still holds a record the document could not take (disk full): the next
         # run in this folder picks that up (sweep) and does not run the probe again

@@ -44,7 +44,9 @@ class Supervisor:
     on_record: Callable[[dict[str, Any]], None] = lambda record: None
     on_start: Callable[[str], None] = lambda probe: None
     memory_limit_bytes: int | None = None  # the worker's resident memory (all its processes); None: no limit
+    deadline: float | None = None  # time.monotonic() after which no new probe starts (a run's --budget)
     workers_started: int = field(default=0, init=False)
+    stopped_by_budget: bool = field(default=False, init=False)
 
     # ------------------------------------------------------------------------------------------ public
     def environment(self) -> dict[str, Any]:
@@ -73,9 +75,15 @@ class Supervisor:
             write_json_atomic(self.workdir / "plan.json", {"probes": remaining})
             safefs.unlink(self.workdir, "inflight.json")
             before = len(remaining)
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.stopped_by_budget = True
+                break
             proc = self._spawn(self.workdir)
             outcome = self._watch(proc, remaining)
             self._collect(remaining)
+            if outcome == "budget":
+                self.stopped_by_budget = True
+                break
             if outcome is None:  # worker exited by itself
                 rc = proc.poll()
                 if rc in (EXIT_UNAVAILABLE, EXIT_NO_DEVICE):
@@ -118,6 +126,11 @@ class Supervisor:
                 self._collect(remaining)
                 probe = self._inflight()
                 if probe != current:
+                    if probe is not None and self.deadline is not None and time.monotonic() > self.deadline:
+                        self._kill(proc)  # the budget is spent: the probe that just started is left for a resume
+                        self._collect(remaining)
+                        safefs.unlink(self.workdir, "inflight.json")
+                        return "budget"
                     current, since = probe, time.monotonic()
                     if probe is not None:
                         started_any = True

@@ -119,31 +119,34 @@ class NumpyAdapter(Adapter):
         total = sum(np.load(folder / f"rank{r}.npy") for r in range(world))
         return AllReduceResult("files (fake)", True, total)
 
-    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
+    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Workload:
         if spec.id == "gemm" and mode == "eager":
             a, b = arrays["a"], arrays["b"]
             return Workload(lambda: a @ b, lambda: None, 0, None, observe=lambda y: {"y": y})
-        if spec.id == "mlp_train":
-            return self._mlp(spec, arrays, mode)
-        return super().workload(spec, arrays, mode)
+        return super().workload(spec, arrays, mode, precision)
 
-    def _mlp(self, spec: Any, arrays: dict[str, np.ndarray], mode: str, loss_factor: float = 1.0,
-             traces: Callable[[], int | None] | None = None) -> Workload:
-        """A float64 NumPy training step (the catalog's own reference math), optionally with a wrong loss."""
+    def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Workload:
+        return self._train(model, arrays, mode)
+
+    def _train(self, model: Any, arrays: dict[str, np.ndarray], mode: str, loss_factor: float = 1.0,
+               traces: Callable[[], int | None] | None = None) -> Workload:
+        """A float64 NumPy training step of any catalog model (the catalog's own reference math), optionally with
+        a wrong loss: any node kind, no model-specific code."""
         from harness.catalog import reference_models
         from harness.catalog.workloads import LEARNING_RATE
 
-        state = {k: (v if k == "labels" else v.astype(np.float64)) for k, v in arrays.items()}
-        names = [k for k in arrays if k not in ("x", "labels")]
+        names = list(model.param_shapes())
+        state = {k: arrays[k].astype(np.float64) for k in names}
+        batch = {"x": arrays["x"], "labels": arrays["labels"]}
 
         def step() -> float:
-            loss, grads = reference_models.forward_backward(spec.model, state)
+            loss, grads = reference_models.loss_and_grads(model, state, batch)
             for n in names:
                 state[n] = state[n] - LEARNING_RATE * grads[n]
             return loss * loss_factor
 
         compiled = mode == "compiled"
-        return Workload(step, lambda: None, int(sum(arrays[n].size for n in names)), "fake.compile" if compiled else None,
+        return Workload(step, lambda: None, int(sum(state[n].size for n in names)), "fake.compile" if compiled else None,
                         observe=lambda loss: {"loss": loss, **{n: state[n] for n in names}},
                         compile_scope="step" if compiled else None, traces=traces or (lambda: 1))
 
@@ -235,8 +238,8 @@ class WrongLossWorkload(NumpyAdapter):
 
     name = "fake_wrong_loss"
 
-    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
-        return self._mlp(spec, arrays, mode, loss_factor=1.01)
+    def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Workload:
+        return self._train(model, arrays, mode, loss_factor=1.01)
 
 
 class NoGraphCompiled(NumpyAdapter):
@@ -244,8 +247,8 @@ class NoGraphCompiled(NumpyAdapter):
 
     name = "fake_no_graph"
 
-    def workload(self, spec: Any, arrays: dict[str, np.ndarray], mode: str) -> Workload:
-        return self._mlp(spec, arrays, mode, traces=lambda: 0)
+    def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Workload:
+        return self._train(model, arrays, mode, traces=lambda: 0)
 
 
 class TracingGradient(NumpyAdapter):
