@@ -72,7 +72,9 @@ def test_file_and_folder_names_hold_no_colon(tmp_path: Path, fakes: None) -> Non
             base = super().prepare(info, device, say)
             return Recording(base.argv, base.env, base.describe)
 
-    with pytest.raises(Exception):  # the fake sees no CUDA device: the run stops at the environment check
+    from harness.runners.supervisor import FrameworkUnavailable
+
+    with pytest.raises(FrameworkUnavailable):  # the fake sees no CUDA device: the run stops at the environment check
         execute(RunRequest(registry.get("fake_numpy"), "cuda:1", ["layers"], tmp_path / "out", Runner(), quick=True))
     assert seen["workdirs"] and all(":" not in str(p) for p in seen["workdirs"])
 
