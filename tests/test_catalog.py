@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,3 +204,102 @@ def test_workload_parameter_counts() -> None:
     assert counts["lstm_train"] == 32 * 256 + 64 * 256 + 64 * 10 + 10
     for w in WORKLOADS:
         assert w.flops("cpu") > 0 and w.flops("cuda") > w.flops("cpu")
+
+
+# ---------------------------------------------------------------------------------------------- models
+def _zoo() -> list[Any]:
+    """Tiny models that together use every node kind, wired with branches and residuals."""
+    from harness.catalog import models as m
+
+    out = []
+    b = m.Builder()
+    b.add("conv2d", out=4, kernel=3, stride=2, padding=1, bias=True)
+    b.add("batch_norm")
+    x = b.add("relu")
+    b.add("max_pool", kernel=3, stride=2, padding=1)
+    y = b.add("conv2d", out=4, kernel=1, stride=1, padding=0)
+    side = b.add("conv2d", x, out=4, kernel=3, stride=2, padding=1, name="side")
+    b.add("add", y, side)
+    b.add("max_pool", kernel=2, stride=1, padding=0, name="pool2")
+    b.add("global_avg_pool")
+    b.add("dense", out=5)
+    out.append(m.Model("zoo_image", "image", (3, 2, 9, 9), "class", 5, tuple(b.nodes)))
+    b = m.Builder()
+    b.add("embedding", vocab=11, dim=8)
+    x = b.add("positional")
+    a = b.add("self_attention", x, heads=2)
+    x = b.add("layer_norm", b.add("add", x, a))
+    b.add("dense", x, out=16)
+    b.add("gelu")
+    f = b.add("dense", out=8)
+    b.add("layer_norm", b.add("add", x, f))
+    b.add("mean_tokens")
+    b.add("dense", out=3)
+    out.append(m.Model("zoo_tokens", "tokens", (2, 5), "class", 3, tuple(b.nodes), vocab=11))
+    b = m.Builder()
+    b.add("embedding", vocab=9, dim=4)
+    b.add("gru", hidden=6)
+    b.add("dense", out=9)
+    out.append(m.Model("zoo_gru", "tokens", (2, 4), "token", 9, tuple(b.nodes), vocab=9))
+    b = m.Builder()
+    b.add("lstm_last", hidden=5)
+    b.add("dense", out=3)
+    out.append(m.Model("zoo_lstm", "sequence", (2, 4, 3), "class", 3, tuple(b.nodes)))
+    b = m.Builder()
+    b.add("conv2d", out=3, kernel=3, stride=1, padding=1)
+    b.add("flatten")
+    b.add("dense", out=4)
+    out.append(m.Model("zoo_flat", "image", (2, 2, 4, 4), "class", 4, tuple(b.nodes)))
+    return out
+
+
+def test_the_zoo_uses_every_node_kind() -> None:
+    from harness.catalog.models import NODE_KINDS
+
+    assert sorted({k for model in _zoo() for k in model.kinds()}) == sorted(NODE_KINDS)
+
+
+@pytest.mark.parametrize("model", _zoo(), ids=lambda m: m.id)
+def test_the_model_reference_gradients_match_finite_differences(model: Any) -> None:
+    """Every parameter's hand-written gradient, projected on a random direction, against central differences."""
+    from harness.catalog import reference_models as rm
+
+    rng = np.random.default_rng(0)
+    params = {k: v.astype(np.float64) + 0.1 * rng.standard_normal(v.shape) for k, v in model.parameters().items()}
+    batch = model.batch()
+    _, grads = rm.loss_and_grads(model, params, batch)
+    assert set(grads) == set(params)
+    for name, value in params.items():
+        v = rng.standard_normal(value.shape)
+        h = 1e-6
+        up, down = dict(params), dict(params)
+        up[name], down[name] = value + h * v, value - h * v
+        numeric = (rm.loss_and_grads(model, up, batch)[0] - rm.loss_and_grads(model, down, batch)[0]) / (2 * h)
+        analytic = float(np.sum(grads[name] * v))
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+
+
+def test_the_real_models_have_their_published_shapes() -> None:
+    from harness.catalog import models as m
+
+    assert m.resnet50(1, 224, 1000).param_count() == 25_557_032  # torchvision's resnet50
+    assert m.resnet50(256, 224, 1000).flops() == pytest.approx(3 * 2 * 4.089e9 * 256, rel=0.01)  # 4.09 GMAC per image
+    bert = m.transformer_encoder(1, 128, 30522, 12, 768, 12, 2)
+    # BERT-base's encoder, token and position embeddings (its token-type embedding and pooler left out)
+    assert bert.param_count() == 30522 * 768 + 128 * 768 + 12 * (4 * 768 * 768 + 4 * 768 + 2 * 768 * 3072 + 3072 + 768 + 4 * 768) + 768 * 2 + 2
+
+
+def test_every_training_workload_is_a_checked_catalog_model() -> None:
+    from harness.catalog.workloads import MODELS, WORKLOADS
+
+    for w in WORKLOADS:
+        if w.kind != "train":
+            continue
+        for device in ("cpu", "cuda"):
+            model = w.model(device)
+            assert w.param_count(device) == model.param_count() > 0
+            assert w.parameters(device) == list(model.param_shapes())
+            check = w.check_model(device)
+            assert check.param_shapes() == model.param_shapes()  # a check model differs in batch only
+            assert check.input_shape[1:] == model.input_shape[1:]
+        assert set(MODELS[w.id]) <= {"cpu", "cuda", "cuda-check"}
