@@ -361,3 +361,20 @@ def test_numpy_itself_is_not_credited_to_the_framework(ctx: Context) -> None:
     assert own.status is Status.OK and own.data["agrees"] == own.data["total"]
     doc = {"records": {"numerics/coverage": {"status": "unsupported", "reason": "NumPy itself", "data": {}}}}
     assert measured.numerics_ease(doc).value is None
+
+
+def test_no_adapter_names_a_training_workload_or_a_model() -> None:
+    """Training workloads are catalog models every adapter builds from its node-kind mappings: a new one must need
+    no adapter change, so no adapter may name one (or keep per-workload builders)."""
+    from harness.catalog.models import Model
+    from harness.catalog.workloads import WORKLOADS
+
+    names = {w.id for w in WORKLOADS if w.kind == "train"}
+    names |= {w.model("cpu").id for w in WORKLOADS if w.kind == "train"}
+    names |= {w.model(dev).id for w in WORKLOADS if w.kind == "train" for dev in ("cpu", "cuda")}
+    assert all(isinstance(w.model("cpu"), Model) for w in WORKLOADS if w.kind == "train")
+    for path in sorted((REPO / "frameworks").glob("*/adapter.py")):
+        source = path.read_text()
+        named = sorted(n for n in names if f'"{n}"' in source or f"'{n}'" in source)
+        assert not named, f"{path.parent.name}'s adapter names {named}"
+        assert "_train_model" not in source, f"{path.parent.name}'s adapter keeps a per-workload builder"
