@@ -249,7 +249,7 @@ def mlp(batch: int, d_in: int, hidden: int, classes: int) -> Model:
     b.add("dense", out=hidden, name="fc2")
     b.add("relu")
     b.add("dense", out=classes, name="fc3")
-    return Model("mlp", "features", (batch, d_in), "class", classes, tuple(b.nodes))
+    return Model("mlp_classifier", "features", (batch, d_in), "class", classes, tuple(b.nodes))
 
 
 def small_cnn(batch: int, hw: int, c1: int, c2: int, classes: int) -> Model:

@@ -339,6 +339,30 @@ def training_steps(model: Model, params: Mapping[str, Array], batch: Mapping[str
     return out
 
 
+def float32_sensitivity(model: Model, params: Mapping[str, Array], batch: Mapping[str, Array],
+                        samples: int = 2) -> dict[str, float]:
+    """How far the exact gradients move when the parameters and the input move by half a float32 unit in the last
+    place (relative, in norm; the worst of `samples` random draws), and the loss likewise ("loss"). A float32
+    framework cannot be expected to get closer than that: a deep, normalised network (ResNet-50) moves by about half
+    a percent, a small MLP by a millionth. The throughput probe's tolerances never go below a multiple of it."""
+    rng = np.random.default_rng(0)
+    p = {k: _f64(v) for k, v in params.items()}
+    loss, grads = loss_and_grads(model, p, batch)
+    out = {"loss": 0.0, **{k: 0.0 for k in grads}}
+    half_ulp = 2.0**-24
+    for _ in range(samples):
+        noisy = {k: v * (1.0 + rng.uniform(-half_ulp, half_ulp, v.shape)) for k, v in p.items()}
+        x = batch["x"]
+        if model.input_kind != "tokens":
+            x = _f64(x) * (1.0 + rng.uniform(-half_ulp, half_ulp, np.shape(x)))
+        loss2, grads2 = loss_and_grads(model, noisy, {"x": x, "labels": batch["labels"]})
+        out["loss"] = max(out["loss"], abs(loss2 - loss) / max(abs(loss), 1e-300))
+        for k, g in grads.items():
+            scale = float(np.linalg.norm(g))
+            out[k] = max(out[k], float(np.linalg.norm(grads2[k] - g)) / scale if scale > 0 else 0.0)
+    return out
+
+
 def single_op(op: str, arrays: Mapping[str, Array]) -> dict[str, Array]:
     """The output of a single-op workload."""
     if op == "gemm":

@@ -53,6 +53,11 @@ LOSS_RTOL = 1e-4  # |loss - reference| / |reference|
 UPDATE_RTOL = 1e-3  # per parameter, in norm: |after - reference after| <= UPDATE_RTOL |reference update| + rounding
 PARAM_ROUNDING = 2.0**-22  # the rounding allowance: 2 float32 ulps of the parameter's norm (a float32 parameter
 #                            cannot hold an update smaller than that exactly)
+ZERO_UPDATE_FLOOR = 1e-6  # times the step's largest reference update: the allowance for a parameter whose exact
+#                           gradient is zero (a key bias under softmax, a bias before batch normalisation)
+SENSITIVITY_FACTOR = 4.0  # no tolerance below this many times the float64 reference's own float32 sensitivity
+#                           (reference_models.float32_sensitivity): what float32 arithmetic cannot resolve is not
+#                           asked of a float32 framework
 OUTPUT_RTOL = 1e-4  # single-op workloads: |y - reference| / |reference|, in norm
 #: per precision (strict float32 is the verdict; TF32 and bfloat16 compute lose bits by design, so they are held
 #: to what those formats can give: a gross error, e.g. a wrong layer, is still far outside)
@@ -133,6 +138,7 @@ class WorkloadSpec:
     def describe(self, device: str) -> dict[str, Any]:
         return {"sizes": self.sizes(device), "param_count": self.param_count(device), "flops": self.flops(device)}
 
+    @lru_cache(maxsize=16)  # noqa: B019 - a handful of specs, alive for the process anyway
     def reference_steps(self, device: str, check: bool = True) -> list[dict[str, Any]]:
         """The float64 reference of the first CHECKED_STEPS steps (of the check model): {'loss' (before the step),
         <parameter after the SGD update>...} per step for a training workload; [{'y'}] for a single op."""
@@ -144,6 +150,18 @@ class WorkloadSpec:
             params = {k: v for k, v in arrays.items() if k not in ("x", "labels")}
             return reference_models.training_steps(m, params, arrays, LEARNING_RATE, CHECKED_STEPS)
         return [reference_models.single_op(self.id, arrays)] * CHECKED_STEPS
+
+
+    @lru_cache(maxsize=16)  # noqa: B019
+    def sensitivity(self, device: str) -> dict[str, float]:
+        """The check model's float32 sensitivity at its initial parameters ({} for a single op)."""
+        from harness.catalog import reference_models
+
+        if self.kind != "train":
+            return {}
+        arrays = self.arrays(device, check=True)
+        params = {k: v for k, v in arrays.items() if k not in ("x", "labels")}
+        return reference_models.float32_sensitivity(self.check_model(device), params, arrays)
 
 
 @lru_cache(maxsize=32)

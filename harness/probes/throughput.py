@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from harness.adapter import COMPILE_SCOPES, PRECISIONS, Adapter
-from harness.catalog.workloads import PARAM_ROUNDING, TOLERANCES, WORKLOADS_BY_ID, WorkloadSpec
+from harness.catalog.workloads import (
+    PARAM_ROUNDING,
+    SENSITIVITY_FACTOR,
+    TOLERANCES,
+    WORKLOADS_BY_ID,
+    ZERO_UPDATE_FLOOR,
+    WorkloadSpec,
+)
 from harness.probes import Context, Outcome
 from harness.probes.agreement import to_array
 from harness.results import Status, error_line
@@ -59,6 +66,7 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
         return Outcome(Status.ERROR, f"the adapter states no valid compile scope ({scope!r}); one of {', '.join(COMPILE_SCOPES)}", data)
 
     references = spec.reference_steps(ctx.device)
+    sensitivity = spec.sensitivity(ctx.device)
     checks: list[dict[str, Any]] = []
     first_call_s = 0.0
     for index, reference in enumerate(references):
@@ -68,14 +76,16 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
         built.sync()
         if index == 0:
             first_call_s = CLOCK() - t0
-        check = step_check(spec, ctx.device, arrays, built.observe, result, reference, precision, check=True)
+        check = step_check(spec, ctx.device, arrays, built.observe, result, reference, precision, check=True,
+                           sensitivity=sensitivity)
         check["step"] = index + 1
         checks.append(check)
         if not check["ok"]:
             break
     data["first_step"] = {"checked": True, "ok": all(c["ok"] for c in checks), "steps": checks,
                           "reference": "float64 NumPy (harness.catalog.reference_models)",
-                          "tolerances": TOLERANCES[precision], "precision": precision}
+                          "tolerances": TOLERANCES[precision], "precision": precision,
+                          "float32_sensitivity": sensitivity or None, "sensitivity_factor": SENSITIVITY_FACTOR}
     if separate_check:
         checked = spec.check_model(ctx.device)
         data["first_step"]["size"] = (f"checked at input {list(checked.input_shape)}, the same model built by the same "
@@ -125,7 +135,8 @@ def _rel_norm(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def step_check(spec: WorkloadSpec, device: str, arrays: dict[str, np.ndarray], observe: Any, result: Any,
-               reference: dict[str, Any], precision: str = "fp32", check: bool = True) -> dict[str, Any]:
+               reference: dict[str, Any], precision: str = "fp32", check: bool = True,
+               sensitivity: dict[str, float] | None = None) -> dict[str, Any]:
     """Compare what one step computed with its float64 reference (see the module docstring)."""
     out: dict[str, Any] = {"ok": False}
     if observe is None:
@@ -138,6 +149,7 @@ def step_check(spec: WorkloadSpec, device: str, arrays: dict[str, np.ndarray], o
         return out
     problems: list[str] = []
     tol = TOLERANCES[precision]
+    sens = sensitivity or {}
     if spec.kind == "train":
         loss = to_array(got.get("loss"))
         if loss is None or loss.size != 1 or not np.isfinite(loss).all():
@@ -146,10 +158,13 @@ def step_check(spec: WorkloadSpec, device: str, arrays: dict[str, np.ndarray], o
             loss_value = float(loss.reshape(()))
             err = abs(loss_value - reference["loss"]) / abs(reference["loss"])
             out["loss"] = {"framework": loss_value, "reference": reference["loss"], "rel_err": err}
-            if err > tol["loss_rtol"]:
-                problems.append(f"loss {loss_value:.6g} vs {reference['loss']:.6g} (relative error {err:.2g} > {tol['loss_rtol']:g})")
+            loss_tol = max(tol["loss_rtol"], SENSITIVITY_FACTOR * sens.get("loss", 0.0))
+            out["loss"]["tolerance"] = loss_tol
+            if err > loss_tol:
+                problems.append(f"loss {loss_value:.6g} vs {reference['loss']:.6g} (relative error {err:.2g} > {loss_tol:.2g})")
         params: dict[str, Any] = {}
         model = spec.check_model(device) if check else spec.model(device)
+        largest = max((float(np.linalg.norm(reference[n] - arrays[n].astype(np.float64))) for n in model.param_shapes()), default=0.0)
         for name in model.param_shapes():
             before = arrays[name].astype(np.float64)
             value = to_array(got.get(name))
@@ -160,11 +175,12 @@ def step_check(spec: WorkloadSpec, device: str, arrays: dict[str, np.ndarray], o
             want = reference[name]
             update = float(np.linalg.norm(want - before))
             err = float(np.linalg.norm(value.astype(np.float64) - want))
-            allowed = tol["update_rtol"] * update + PARAM_ROUNDING * float(np.linalg.norm(want))
-            params[name] = {"update_rel_err": err / update if update > 0 else err, "within": bool(err <= allowed)}
+            rtol = max(tol["update_rtol"], SENSITIVITY_FACTOR * sens.get(name, 0.0))
+            allowed = rtol * update + PARAM_ROUNDING * float(np.linalg.norm(want)) + ZERO_UPDATE_FLOOR * largest
+            params[name] = {"update_rel_err": err / update if update > 0 else err, "rtol": rtol, "within": bool(err <= allowed)}
             if not np.isfinite(err) or err > allowed:
                 problems.append(f"parameter {name} after the update: error {err:.2g} > {allowed:.2g} "
-                                f"({tol['update_rtol']:g} of the update + float32 rounding)")
+                                f"({rtol:.2g} of the update + float32 rounding)")
         out["parameters"] = params
     else:
         y = to_array(got.get("y"))
