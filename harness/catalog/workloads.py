@@ -55,9 +55,9 @@ PARAM_ROUNDING = 2.0**-22  # the rounding allowance: 2 float32 ulps of the param
 #                            cannot hold an update smaller than that exactly)
 ZERO_UPDATE_FLOOR = 1e-6  # times the step's largest reference update: the allowance for a parameter whose exact
 #                           gradient is zero (a key bias under softmax, a bias before batch normalisation)
-SENSITIVITY_FACTOR = 4.0  # no tolerance below this many times the float64 reference's own float32 sensitivity
-#                           (reference_models.float32_sensitivity): what float32 arithmetic cannot resolve is not
-#                           asked of a float32 framework
+SENSITIVITY_FACTOR = 4.0  # no tolerance below this many times what float32 arithmetic alone does to the model
+#                           (reference_models.float32_error: the reference itself computed in float32): what a
+#                           correct float32 implementation cannot resolve is not asked of a framework
 OUTPUT_RTOL = 1e-4  # single-op workloads: |y - reference| / |reference|, in norm
 #: per precision (strict float32 is the verdict; TF32 and bfloat16 compute lose bits by design, so they are held
 #: to what those formats can give: a gross error, e.g. a wrong layer, is still far outside)
@@ -153,15 +153,15 @@ class WorkloadSpec:
 
 
     @lru_cache(maxsize=16)  # noqa: B019
-    def sensitivity(self, device: str) -> dict[str, float]:
-        """The check model's float32 sensitivity at its initial parameters ({} for a single op)."""
+    def float32_error(self, device: str) -> dict[str, float]:
+        """What float32 arithmetic alone does to the check model at its initial parameters ({} for a single op)."""
         from harness.catalog import reference_models
 
         if self.kind != "train":
             return {}
         arrays = self.arrays(device, check=True)
         params = {k: v for k, v in arrays.items() if k not in ("x", "labels")}
-        return reference_models.float32_sensitivity(self.check_model(device), params, arrays)
+        return reference_models.float32_error(self.check_model(device), params, arrays)
 
 
 @lru_cache(maxsize=32)
