@@ -111,6 +111,7 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
 
     if separate_check:  # the timed size, built afresh: its own first call holds its compile time
         built, _ = _build(adapter, spec, ctx.device, mode, precision, check=False)
+        data["notes"] = [*data["notes"], *(n for n in built.notes if n not in data["notes"])]
         built.sync()
         t0 = CLOCK()
         built.step()
