@@ -8,6 +8,10 @@ compiles forward and backward but not the update, and the ONNX round trips with 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,7 +155,9 @@ def test_define_by_run_is_proven_and_hybridize_is_symbolic(mxnet_doc: dict[str, 
     compiled = mxnet_doc["records"]["graphs/compiled"]
     assert compiled["status"] == "ok"
     path = compiled["data"]["paths"][HYBRIDIZE]
-    assert path["ok"] and path["compile_s"] > 0
+    # the first call's excess over the steady state (tracing a three-op graph) is within timing noise on a loaded
+    # 2-core machine, so it may read 0; that the graph was traced is shown by the trace count below
+    assert path["ok"] and path["compile_s"] >= 0
     # one symbolic trace; a new input shape reuses it (the CachedOp re-infers shapes, Python is not traced again)
     assert path["new_shape"]["outcome"] == "reused" and path["new_shape"]["evidence"] == "trace count 1 -> 1"
     flow = mxnet_doc["records"]["graphs/compiled_control_flow"]
@@ -188,34 +194,118 @@ def test_onnx_import(mxnet_doc: dict[str, Any]) -> None:
     assert measured.onnx_direction(mxnet_doc, "import").value == 2
 
 
+def _throughput_ok(rec: dict[str, Any], spec: Any, mode: str) -> None:
+    assert rec["status"] == "ok", rec["reason"]
+    data = rec["data"]
+    first = data["first_step"]
+    assert first["checked"] and first["ok"] and len(first["steps"]) == 2, first
+    for step in first["steps"]:  # the first step and the second (a replayed graph)
+        if spec.kind == "train":
+            assert step["loss"]["rel_err"] <= 1e-4
+            assert set(step["parameters"]) == set(spec.parameters("cpu"))
+            assert all(p["within"] for p in step["parameters"].values())
+        else:
+            assert step["output"]["rel_err"] <= 1e-4
+    assert len(data["timing"]["samples_s"]) >= 5 and data["timing"]["median_s"] > 0
+    assert data["param_count_matches"], data
+    assert data["precision"] == "fp32" and data["peak_memory_bytes"] is None  # no device memory on the CPU
+    if mode == "eager":
+        assert data["compile_path"] is None and data["compile_scope"] is None
+        return
+    assert data["compile_path"] == f"{HYBRIDIZE}(static_alloc=True, static_shape=True)"
+    # forward and backward go through the CachedOp; gluon.Trainer's update stays imperative
+    assert data["compile_scope"] == ("forward_backward" if spec.kind == "train" else "op")
+    assert data["graphs_captured"] == 1  # traced once, then reused by every timed step
+
+
 def test_throughput_every_workload_checked_then_timed(mxnet_doc: dict[str, Any]) -> None:
     for spec in WORKLOADS:
         for mode in ("eager", "compiled"):
-            rec = mxnet_doc["records"][f"throughput/{spec.id}/{mode}"]
-            assert rec["status"] == "ok", rec["reason"]
-            data = rec["data"]
-            first = data["first_step"]
-            assert first["checked"] and first["ok"] and len(first["steps"]) == 2, first
-            for step in first["steps"]:  # the first step and the second (a replayed graph)
-                if spec.kind == "train":
-                    assert step["loss"]["rel_err"] <= 1e-4
-                    assert set(step["parameters"]) == set(spec.parameters("cpu"))
-                    assert all(p["within"] for p in step["parameters"].values())
-                else:
-                    assert step["output"]["rel_err"] <= 1e-4
-            assert len(data["timing"]["samples_s"]) >= 5 and data["timing"]["median_s"] > 0
-            assert data["param_count_matches"], data
-            if mode == "eager":
-                assert data["compile_path"] is None and data["compile_scope"] is None
-                continue
-            assert data["compile_path"] == f"{HYBRIDIZE}(static_alloc=True, static_shape=True)"
-            # forward and backward go through the CachedOp; gluon.Trainer's update stays imperative
-            assert data["compile_scope"] == ("forward_backward" if spec.kind == "train" else "op")
-            assert data["graphs_captured"] == 1  # traced once, then reused by every timed step
+            _throughput_ok(mxnet_doc["records"][f"throughput/{spec.id}/{mode}"], spec, mode)
     lstm = mxnet_doc["records"]["throughput/lstm_train/eager"]["data"]
     assert any("frozen" in n for n in lstm["notes"])
     mlp = mxnet_doc["records"]["throughput/mlp_train/compiled"]["data"]
     assert any("runs imperatively" in n for n in mlp["notes"])
+
+
+def test_strict_float32_switches_are_set(mxnet_doc: dict[str, Any]) -> None:
+    device = mxnet_doc["environment"]["framework_device"]
+    assert device["precision"] == {"MXNET_CUDA_ALLOW_TENSOR_CORE": "0", "MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "0",
+                                   "NVIDIA_TF32_OVERRIDE": "0", "DNNL_DEFAULT_FPMATH_MODE": "STRICT"}
+    assert any("before mxnet was imported" in n for n in device["precision_notes"])
+    assert "CUDA" not in device["features"] and "MKLDNN" in device["features"]
+
+
+def test_device_strings_map_to_mxnet_contexts() -> None:
+    from frameworks.mxnet.adapter import _decode_version, parse_device
+
+    assert parse_device("cpu") == ("cpu", 0)
+    assert parse_device("cuda") == ("gpu", 0)
+    assert parse_device("cuda:0") == ("gpu", 0) and parse_device("cuda:3") == ("gpu", 3)
+    for bad in ("gpu:1", "cuda:x", "tpu"):
+        with pytest.raises(ValueError):
+            parse_device(bad)
+    assert _decode_version("cudart", 11070) == "11.7" and _decode_version("cudart", 12040) == "12.4"
+    assert _decode_version("cudnn", 8500) == "8.5.0" and _decode_version("cudnn", 90100) == "9.1.0"
+    assert _decode_version("nccl", 21403) == "2.14.3" and _decode_version("nccl", 2804) == "2.8.4"
+
+
+CUDA_WITHOUT_A_GPU = """
+import json, os
+import numpy as np
+from harness.adapter import NotMapped, Unsupported
+from harness.catalog import models
+from frameworks.mxnet.adapter import MxnetAdapter, STRICT_FP32
+out = {}
+ad = MxnetAdapter("cuda:1")
+out["ctx"] = str(ad.ctx)
+out["available"] = list(ad.device_available())
+out["gpu_count"] = ad.gpu_count()
+info = ad.device_info()
+out["unavailable"] = info.get("unavailable")
+out["precision"] = info["precision"]
+out["environ"] = {k: os.environ.get(k) for k in STRICT_FP32}
+out["preloaded"] = ad.cuda_libraries
+out["helper_library_path"] = MxnetAdapter._library_path()
+cpu = MxnetAdapter("cpu")
+model = models.mlp(4, 8, 16, 3)
+try:
+    cpu.model_workload(model, models.model_params(model), "eager", "tf32")
+except Unsupported as exc:
+    out["tf32"] = [str(exc), exc.looked_up]
+try:
+    cpu.model_workload(model, models.model_params(model), "eager", "bf16")
+except NotMapped as exc:
+    out["bf16_cpu"] = str(exc)
+w = cpu.model_workload(model, models.model_params(model), "compiled")
+w.step()
+out["cpu_peak"] = w.peak_memory()
+out["cpu_precision"] = w.precision
+print(json.dumps(out))
+"""
+
+
+def test_cuda_logic_without_a_gpu() -> None:
+    """In MXNet's CPU build: cuda:1 maps to mx.gpu(1), and asking about it gives one-line reasons, never an error;
+    the strict-float32 switches reach libmxnet's own environment; tf32 is unsupported with what was looked up."""
+    interp = VenvRunner().prepare(registry.get("mxnet"), "cpu", lambda text: None)
+    proc = subprocess.run([*interp.argv, "-c", CUDA_WITHOUT_A_GPU], env={**os.environ, **interp.env}, capture_output=True,
+                          text=True, timeout=600, cwd=str(Path(__file__).resolve().parent.parent))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ctx"] == "gpu(1)"
+    assert out["available"] == [False, "mxnet 1.9.1 is a CPU build (mx.runtime.Features(): CUDA off)"]
+    assert out["gpu_count"] == 0 and out["unavailable"] == out["available"][1]
+    # no nvidia-*-cu11 wheels in the CPU environment: nothing preloaded, the ps-lite helpers' environment unchanged
+    assert out["preloaded"] == [] and out["helper_library_path"] == {}
+    assert out["precision"] == out["environ"] == {"MXNET_CUDA_ALLOW_TENSOR_CORE": "0",
+                                                  "MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "0",
+                                                  "NVIDIA_TF32_OVERRIDE": "0", "DNNL_DEFAULT_FPMATH_MODE": "STRICT"}
+    reason, looked_up = out["tf32"]
+    assert "has no TF32 switch" in reason and "NVIDIA_TF32_OVERRIDE=0" in reason
+    assert looked_up[0] == "mxnet.runtime.Features(): a TF32 feature" and len(looked_up) == 6
+    assert "CUDA only" in out["bf16_cpu"]
+    assert out["cpu_peak"] is None and out["cpu_precision"] == "fp32"
 
 
 def test_numerics_suite_ran(mxnet_doc: dict[str, Any]) -> None:

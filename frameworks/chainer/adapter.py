@@ -8,11 +8,22 @@ Chainer is in maintenance mode since 2019 (7.8.1 is its last release). Two of it
 - Links hold weights as (out, in) and recurrent links keep one weight block per gate (w0..w7 for NStepLSTM), so every
   catalog array is mapped explicitly below, citing the order Chainer documents (or, where its docs and its
   code disagree, the order the code runs).
+
+Training workloads are catalog models (harness.catalog.models): model_workload builds each node with the link or
+function for its kind (_node) and wires the nodes by name, so any model made of the catalog's node kinds runs.
+
+Precision: on CUDA Chainer computes through CuPy (cuBLAS) and cuDNN. CuPy's TF32 switch is the CUPY_TF32 environment
+variable (documented, default 0, read once per process); cuDNN picks each float32 convolution's math mode by its own
+heuristics (TF32 allowed on Ampere and later) unless NVIDIA_TF32_OVERRIDE=0, which turns TF32 off in NVIDIA's
+libraries for the whole process. Both are set to 0 before chainer (and with it cupy) is imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
+import re
 import socket
 import time
 import types
@@ -23,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.adapter import (
+    PRECISIONS,
     Adapter,
     AllReduceResult,
     ArrayAPI,
@@ -39,7 +51,9 @@ from harness.adapter import (
     require_parameter,
     resolve,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
+from harness.catalog.workloads import LEARNING_RATE
 
 Array = np.ndarray
 CANONICAL_LSTM = "ifgo"  # the catalog's gate order
@@ -50,11 +64,53 @@ CHAINER_LSTM = "ifgo"
 # chainer.functions.n_step_gru documents r = W0 x + W3 h, z = W1 x + W4 h, h' = tanh(W2 x + b2 + r * (W5 h + b5)):
 # gate order r, z, n with the reset gate applied after the recurrent matmul
 CHAINER_GRU = "rzn"
+CANONICAL_GRU = "rzn"  # the catalog's gru node: gates r, z, n
 STATIC_GRAPH = "chainer.static_graph"
 #: a catalog parameter for _result: the chainer Variable holding it as is, or (chainer variables, their gradients ->
 #: the catalog's layout)
 Params = dict[str, Any]
 Forward = Any  # outputs, or (outputs, Params)
+#: strict float32, set in os.environ before chainer and cupy are imported (see the module docstring)
+STRICT_FP32_ENV = {"CUPY_TF32": "0", "NVIDIA_TF32_OVERRIDE": "0"}
+#: node kinds chainer has no layer for, and how model_workload composes them
+_COMPOSED_KINDS = {
+    "gelu": "gelu as 0.5 x (1 + erf(x / sqrt 2)) from chainer.functions.erf (chainer 7.8.1 has no gelu)",
+    "self_attention": "self_attention from four chainer.links.Linear and chainer.functions.matmul / softmax (chainer has "
+                      "no multi-head attention)",
+    "positional": "positional: a Link holding the (T, D) table, added through chainer.functions.broadcast_to (chainer has "
+                  "no position-embedding link)",
+    "lstm_last": "lstm_last: chainer.functions.n_step_lstm (the function behind chainer.links.NStepLSTM) on the node's "
+                 "weights with constant zero biases, since the NStepLSTM link always trains 8 bias vectors",
+}
+
+
+def device_index(device: str) -> int | None:
+    """The GPU index of a device string: None for "cpu", N for "cuda:N" ("cuda" alone is GPU 0)."""
+    if device == "cpu":
+        return None
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
+    return int(match.group(1) or 0)
+
+
+def cuda_version(number: int) -> str:
+    """CUDA's encoded version (1000 major + 10 minor, e.g. 12040) as "12.4"."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def cudnn_version(number: int) -> str:
+    """cuDNN's encoded version as "major.minor.patch": 1000 major + 100 minor + patch before cuDNN 9 (8801 is
+    8.8.1), 10000 major + 100 minor + patch from cuDNN 9 (90100 is 9.1.0)."""
+    if number >= 90000:
+        return f"{number // 10000}.{number % 10000 // 100}.{number % 100}"
+    return f"{number // 1000}.{number % 1000 // 100}.{number % 100}"
+
+
+def chainer_device_spec(device: str) -> str:
+    """The chainer device specifier of a device string: '@numpy' for the CPU, '@cupy:N' for cuda:N."""
+    index = device_index(device)
+    return "@numpy" if index is None else f"@cupy:{index}"
 
 
 def gate_blocks(w: Array, src: str, dst: str, axis: int = -1) -> list[Array]:
@@ -92,6 +148,10 @@ class ChainerAdapter(Adapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
+        self._index = device_index(device)  # checks the string only: nothing here queries a GPU
+        # strict float32 before chainer imports cupy (which reads CUPY_TF32) and before any NVIDIA library loads
+        # (they read NVIDIA_TF32_OVERRIDE when they initialise)
+        os.environ.update(STRICT_FP32_ENV)
         import chainer
         import chainer.functions as F
         import chainer.links as L
@@ -99,35 +159,102 @@ class ChainerAdapter(Adapter):
 
         self.chainer = chainer
         self.F, self.L, self.O = F, L, O
-        self.dev = chainer.get_device("@numpy" if device == "cpu" else f"@cupy:{device.partition(':')[2] or 0}")
+        # links allocate their parameters in config.dtype (CHAINER_DTYPE may say float16 or mixed16); cuDNN tensor
+        # cores only when asked ('never': not even for float16); cuDNN's persistent batch normalisation off
+        chainer.global_config.dtype = np.dtype(np.float32)
+        chainer.global_config.use_cudnn_tensor_core = "never"
+        chainer.global_config.cudnn_fast_batch_normalization = False
+        self._precision = {**{k: os.environ[k] for k in STRICT_FP32_ENV},
+                           "chainer.config.dtype": str(chainer.global_config.dtype),
+                           "chainer.config.use_cudnn_tensor_core": chainer.global_config.use_cudnn_tensor_core,
+                           "chainer.config.cudnn_fast_batch_normalization": chainer.global_config.cudnn_fast_batch_normalization}
+        self._dev: Any = None
         self._comparable = self._comparable_variable_class()
+
+    @property
+    def dev(self) -> Any:
+        """The chainer device, made on first use (a GPU one needs CuPy and the GPU, so device_available() comes
+        first); a GPU becomes this process's current CUDA device, where CuPy allocates and launches kernels."""
+        if self._dev is None:
+            dev = self.chainer.get_device(chainer_device_spec(self.device))
+            if self._index is not None:
+                dev.use()
+            self._dev = dev
+        return self._dev
 
     # ------------------------------------------------------------------------------------------ identity
     def versions(self) -> dict[str, str]:
-        names = ["chainer", "numpy", "onnx", "onnxruntime", "protobuf"]
-        return distribution_versions(*names, *(["cupy-cuda12x"] if self.device != "cpu" else []))
+        names = ["chainer", "numpy", "onnx", "onnxruntime", "protobuf", "mpi4py", "mpich"]
+        return distribution_versions(*names, *(["cupy-cuda12x", "nvidia-nccl-cu12"] if self._index is not None else []))
 
-    def device_available(self) -> tuple[bool, str]:
-        if self.device == "cpu":
-            return True, ""
+    def _cuda_devices(self) -> tuple[int, str]:
+        """How many CUDA devices CuPy sees, and why none when it sees none."""
         cuda = self.chainer.backends.cuda
         if not cuda.available:
-            return False, f"chainer {self.chainer.__version__} has no usable CUDA backend (cupy missing or no GPU visible)"
+            err = getattr(cuda, "_resolution_error", None)
+            why = f": {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}" if err is not None else ""
+            return 0, f"chainer {self.chainer.__version__} cannot use CuPy, so it has no CUDA backend{why}"
+        try:
+            count = int(cuda.cupy.cuda.runtime.getDeviceCount())
+        except Exception as exc:  # CUDARuntimeError without a driver or a device
+            return 0, f"CuPy {cuda.cupy.__version__} finds no CUDA device: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return count, "" if count else f"CuPy {cuda.cupy.__version__} sees no CUDA device"
+
+    def gpu_count(self) -> int:
+        return self._cuda_devices()[0]
+
+    def device_available(self) -> tuple[bool, str]:
+        if self._index is None:
+            return True, ""
+        count, why = self._cuda_devices()
+        if not count:
+            return False, why
+        if self._index >= count:
+            return False, f"{self.device} asked for, and CuPy sees {count} CUDA device(s) (cuda:0 to cuda:{count - 1})"
         return True, ""
 
     def device_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"array_backend": self.dev.xp.__name__, "chainerx": self.chainer.backend.chainerx.is_available()}
-        if self.device != "cpu" and self.chainer.backends.cuda.available:
-            cupy = self.chainer.backends.cuda.cupy
-            props = cupy.cuda.runtime.getDeviceProperties(self.dev.device.id)
-            info.update(name=props["name"].decode(), cuda_runtime=cupy.cuda.runtime.runtimeGetVersion(),
-                        cudnn=self.chainer.backends.cuda.cudnn_enabled)
+        info: dict[str, Any] = {"device": self.device, "precision": dict(self._precision),
+                                "precision_notes": "CUPY_TF32=0: CuPy's cuBLAS matmuls in full float32 (its default); "
+                                                   "NVIDIA_TF32_OVERRIDE=0: no TF32 in cuBLAS or cuDNN, whose float32 "
+                                                   "convolutions chainer and CuPy otherwise leave to cuDNN's math-mode "
+                                                   "heuristics; on the CPU chainer computes with NumPy, which has no TF32",
+                                "chainerx": self.chainer.backend.chainerx.is_available()}
+        if self._index is None:
+            info["array_backend"] = "numpy"
+            return info
+        ok, why = self.device_available()
+        if not ok:
+            info["unavailable"] = why
+            return info
+        cuda = self.chainer.backends.cuda
+        cupy = cuda.cupy
+        runtime = cupy.cuda.runtime
+        props = runtime.getDeviceProperties(self._index)
+        name = props["name"]
+        info.update(array_backend=f"cupy {cupy.__version__}", gpu_index=self._index,
+                    name=name.decode() if isinstance(name, bytes) else str(name),
+                    memory_bytes=int(props["totalGlobalMem"]), compute_capability=f"{props['major']}.{props['minor']}",
+                    cuda_runtime=cuda_version(runtime.runtimeGetVersion()), cuda_driver=cuda_version(runtime.driverGetVersion()))
+        if cuda.cudnn_enabled:
+            info["cudnn"] = cudnn_version(int(cuda.libcudnn.getVersion()))
+        else:
+            err = getattr(cuda, "_resolution_error", None)
+            info["cudnn"] = None
+            info["cudnn_unavailable"] = ("disabled by CHAINER_CUDNN=0" if getattr(cuda, "_cudnn_disabled_by_user", False)
+                                         else f"{type(err).__name__}: {str(err).splitlines()[0][:200]}" if err is not None
+                                         else "chainer.backends.cuda.cudnn_enabled is False")
         return info
 
     # ------------------------------------------------------------------------------------------ helpers
     def T(self, a: Array, dtype: Any = None) -> Any:
         """A NumPy array on the adapter's device (float32 unless `dtype` says otherwise)."""
         return self.dev.send(np.ascontiguousarray(a, dtype=dtype or np.float32))
+
+    def P(self, a: Array) -> Any:
+        """A Parameter holding a copy of a catalog array (on the CPU, chainer would otherwise train the caller's
+        NumPy array in place)."""
+        return self.chainer.Parameter(self.T(np.array(a, dtype=np.float32, copy=True)))
 
     def V(self, a: Array) -> Any:
         return self.chainer.Variable(self.T(a))
@@ -713,136 +840,356 @@ class ChainerAdapter(Adapter):
             self._set(m.b, b)
         return m
 
-    def _conv2d(self, w: Array, b: Array, pad: int) -> Any:
-        m = self._to_device(self.L.Convolution2D(w.shape[1], w.shape[0], w.shape[2:], pad=pad))
+    def _conv2d(self, w: Array, b: Array | None, pad: int, stride: int = 1) -> Any:
+        m = self._to_device(self.L.Convolution2D(w.shape[1], w.shape[0], w.shape[2:], stride=stride, pad=pad, nobias=b is None))
         self._set(m.W, w)
-        self._set(m.b, b)
+        if b is not None:
+            self._set(m.b, b)
         return m
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[dict[str, Any], Callable[..., Any], Any, Callable[[Any], dict[str, Array]]]:
-        """(links, forward(chain, x), input, parameters(chain)) for a training workload: parameters copied from the
-        catalog, and a reader of the chain's parameters in the catalog's names and layouts."""
-        F = self.F
-        if spec_id == "mlp_train":
-            links = {"l1": self._linear(a["w1"], a["b1"]), "l2": self._linear(a["w2"], a["b2"]), "l3": self._linear(a["w3"], a["b3"])}
+    def _check_precision(self, precision: str) -> None:
+        """Strict float32 is what every workload computes; TF32 and bfloat16 are refused with what was looked up."""
+        if precision == "fp32":
+            return
+        if precision not in PRECISIONS:
+            raise KeyError(f"unknown precision {precision!r}")
+        chainer = self.chainer
+        if precision == "bf16":
+            looked = ["chainer.bfloat16", "numpy.dtype('bfloat16')", "chainer.mixed16.dtype"]
+            try:  # chainer's dtypes are NumPy's, and its only mixed precision (mixed16) computes in float16
+                np.dtype("bfloat16")
+                numpy_bf16 = "numpy.dtype('bfloat16') exists"
+            except TypeError:
+                numpy_bf16 = "NumPy has no bfloat16 dtype"
+            mixed = getattr(chainer, "mixed16", None)
+            raise Unsupported(
+                f"chainer {chainer.__version__} has no bfloat16: "
+                + ("it has chainer.bfloat16, which this adapter does not map; " if hasattr(chainer, "bfloat16") else "no chainer.bfloat16; ")
+                + f"{numpy_bf16} (chainer computes on NumPy/CuPy dtypes); its mixed precision, chainer.mixed16 "
+                  f"(CHAINER_DTYPE=mixed16), computes in {getattr(getattr(mixed, 'dtype', None), 'name', 'an unknown dtype')}",
+                looked_up=looked)
+        # tf32: chainer itself has no TF32 setting; CuPy's is an environment variable read once per process
+        config_keys = sorted(k for k in vars(chainer.global_config) if "tf32" in k.lower())
+        cupy_names: list[str] = []
+        if self.device != "cpu" and self.chainer.backends.cuda.available:
+            cupy = self.chainer.backends.cuda.cupy
+            cupy_names = sorted(n for n in dir(cupy) if "tf32" in n.lower() or "compute_type" in n.lower())
+        raise Unsupported(
+            "chainer has no TF32 switch (chainer.config has " + (", ".join(config_keys) or "no TF32 entry")
+            + "); CuPy's, the CUPY_TF32 environment variable, is read once per process (on the first float32 matmul, "
+              "then cached), so it cannot be turned on for one workload and off again; CuPy's public namespace offers "
+            + (", ".join(cupy_names) if cupy_names else "no per-call TF32 or compute-type setting")
+            + "; cuDNN convolutions take their math mode from cuDNN's heuristics, limited only by the process-wide "
+              "NVIDIA_TF32_OVERRIDE, which this adapter sets to 0 for strict float32",
+            looked_up=["chainer.config.*tf32*", "cupy.*tf32* / cupy.*compute_type* (a per-call switch)",
+                       "CUPY_TF32 (read once per process)"])
 
-            def mlp_params(m: Any) -> dict[str, Array]:
-                return {name: value for i, layer in enumerate((m.l1, m.l2, m.l3), start=1)
-                        for name, value in ((f"w{i}", self.N(layer.W).T), (f"b{i}", self.N(layer.b)))}
+    def _peak_memory(self) -> tuple[Callable[[], None], Callable[[], int | None]]:
+        """(sample, peak) of the device memory CuPy's default memory pool holds on this GPU: the pool's cached free
+        blocks are released when the workload is built (the starting point), and the pool's total_bytes (blocks in
+        use plus blocks cached for reuse, i.e. what Chainer holds on the device) is sampled after every step; the
+        largest sample is the peak. None on the CPU."""
+        if self._index is None:
+            return (lambda: None), (lambda: None)
+        cupy = self.chainer.backends.cuda.cupy
+        pool = cupy.get_default_memory_pool()
+        device = self.dev.device
+        with device:
+            pool.free_all_blocks()
+        peak = [0]
 
-            return links, lambda m, x: m.l3(F.relu(m.l2(F.relu(m.l1(x))))), self.V(a["x"]), mlp_params
-        if spec_id == "cnn_train":
-            links = {"c1": self._conv2d(a["conv1_w"], a["conv1_b"], 1), "c2": self._conv2d(a["conv2_w"], a["conv2_b"], 1),
-                     "fc": self._linear(a["fc_w"], a["fc_b"])}
+        def sample() -> None:
+            with device:
+                peak[0] = max(peak[0], pool.total_bytes())
 
-            def cnn(m: Any, x: Any) -> Any:
-                h = F.max_pooling_2d(F.relu(m.c1(x)), 2, 2, cover_all=False)
-                h = F.max_pooling_2d(F.relu(m.c2(h)), 2, 2, cover_all=False)
-                return m.fc(F.reshape(h, (h.shape[0], -1)))  # NCHW flatten, as the catalog's dense weights expect
+        def read() -> int | None:
+            sample()
+            return peak[0]
 
-            def cnn_params(m: Any) -> dict[str, Array]:
-                return {"conv1_w": self.N(m.c1.W), "conv1_b": self.N(m.c1.b), "conv2_w": self.N(m.c2.W),
-                        "conv2_b": self.N(m.c2.b), "fc_w": self.N(m.fc.W).T, "fc_b": self.N(m.fc.b)}
+        sample()
+        return sample, read
 
-            return links, cnn, self.V(a["x"]), cnn_params
-        if spec_id == "lstm_train":
-            # chainer's NStepLSTM link always carries 8 bias vectors; the workload has none, so the weights are
-            # Parameters of a plain Link fed to chainer.functions.n_step_lstm (the function behind NStepLSTM), with
-            # constant zero biases that are not parameters
-            hidden, batch = a["wh"].shape[0], a["x"].shape[0]
-            cell = self.chainer.Link()
-            wx, wh = gate_blocks(a["wx"], CANONICAL_LSTM, CHAINER_LSTM), gate_blocks(a["wh"], CANONICAL_LSTM, CHAINER_LSTM)
-            with cell.init_scope():
-                for k in range(4):
-                    setattr(cell, f"w{k}", self.chainer.Parameter(self.T(wx[k].T)))
-                    setattr(cell, f"w{4 + k}", self.chainer.Parameter(self.T(wh[k].T)))
-            zeros_b = [self.T(np.zeros(hidden))] * 8
-            h0 = self.T(np.zeros((1, batch, hidden)))
-            links = {"cell": cell, "fc": self._linear(a["fc_w"], a["fc_b"])}
+    def _memory_notes(self) -> list[str]:
+        if self._index is None:
+            return []
+        return [f"peak memory: the largest total_bytes of CuPy's default memory pool on {self.device} (blocks in use plus "
+                "blocks cached for reuse: what chainer holds on the GPU), sampled after every step, from a pool emptied "
+                "of its cached blocks when the workload was built; CuPy keeps no peak counter of its own"]
 
-            def lstm(m: Any, xs: list[Any]) -> Any:
-                ws = [[getattr(m.cell, f"w{k}") for k in range(8)]]
-                hy, _, _ = F.n_step_lstm(1, 0.0, h0, h0, ws, [zeros_b], xs)
-                return m.fc(hy[0])
-
-            def stacked(m: Any, first: int) -> Array:  # w{first}..w{first+3}, each (H, in), as the catalog's (in, 4H)
-                blocks = np.concatenate([self.N(getattr(m.cell, f"w{first + k}")).T for k in range(4)], axis=-1)
-                return reorder_gates(blocks, CHAINER_LSTM, CANONICAL_LSTM)
-
-            def lstm_params(m: Any) -> dict[str, Array]:
-                return {"wx": stacked(m, 0), "wh": stacked(m, 4), "fc_w": self.N(m.fc.W).T, "fc_b": self.N(m.fc.b)}
-
-            # the function takes the sequence time-major, xs[t] of shape (B, D) (the link transposes for its caller)
-            return links, lstm, [self.V(a["x"][:, t]) for t in range(a["x"].shape[1])], lstm_params
-        raise KeyError(spec_id)
-
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
         chainer, F = self.chainer, self.F
+        self._check_precision(precision)
         compiled = mode == "compiled"
         if compiled:
             require(chainer, "static_graph")
-        path = STATIC_GRAPH if compiled else None
         traced = [0]  # runs of the static chain's define-by-run body: one per trace
-        traces = (lambda: traced[0]) if compiled else (lambda: None)
-        if spec.kind == "op":
-            if spec.id == "gemm":
-                args: tuple[Any, ...] = (self.V(arrays["a"]), self.V(arrays["b"]))
+        if spec.id == "gemm":
+            args: tuple[Any, ...] = (self.V(arrays["a"]), self.V(arrays["b"]))
 
-                def body(_chain: Any, p: Any, q: Any) -> Any:
-                    return F.matmul(p, q)
-            elif spec.id == "conv2d":
-                args = (self.V(arrays["x"]), self.V(arrays["w"]))
+            def body(_chain: Any, p: Any, q: Any) -> Any:
+                return F.matmul(p, q)
+        elif spec.id == "conv2d":
+            args = (self.V(arrays["x"]), self.V(arrays["w"]))
 
-                def body(_chain: Any, p: Any, q: Any) -> Any:
-                    return F.convolution_2d(p, q, pad=1)
-            else:
-                raise KeyError(spec.id)
-            run = self._static_chain(body, traced=traced) if compiled else (lambda *xs: body(None, *xs))
+            def body(_chain: Any, p: Any, q: Any) -> Any:
+                return F.convolution_2d(p, q, pad=1)
+        else:
+            raise NotMapped(f"the chainer adapter has no single-op workload {spec.id}")
+        run = self._static_chain(body, traced=traced) if compiled else (lambda *xs: body(None, *xs))
+        sample, peak = self._peak_memory()
 
-            def op_step() -> Any:
-                with chainer.using_config("train", False), chainer.no_backprop_mode():
-                    return run(*args)
+        def op_step() -> Any:
+            with chainer.using_config("train", False), chainer.no_backprop_mode():
+                y = run(*args)
+            sample()
+            return y
 
-            notes = ["forward only, under train=False and no_backprop_mode (a static chain reuses its schedule there)"]
-            return Workload(op_step, self._sync, 0, path, notes, observe=lambda y: {"y": self.N(y)},
-                            compile_scope="op" if compiled else None, traces=traces)
-        links, forward, x, parameters = self._train_model(spec.id, arrays)
-        labels = self.ints(arrays["labels"])  # softmax_cross_entropy takes int32 labels
+        notes = ["forward only, under train=False and no_backprop_mode (a static chain reuses its schedule there)",
+                 *self._memory_notes()]
+        return Workload(op_step, self._sync, 0, STATIC_GRAPH if compiled else None, notes, observe=lambda y: {"y": self.N(y)},
+                        compile_scope="op" if compiled else None, traces=(lambda: traced[0]) if compiled else (lambda: None),
+                        peak_memory=peak, precision=precision)
+
+    # one builder per catalog node kind: (link holding the node's parameters or None, the node's function of its
+    # input Variables, readers of its parameters in the catalog's layout)
+    def _node(self, node: Any, shapes: dict[str, tuple[int, ...]], p: dict[str, Array]) -> tuple[Any, Callable[[list[Any]], Any], dict[str, Callable[[], Array]]]:
+        F, L, chainer = self.F, self.L, self.chainer
+        kind, a = node.kind, node.attrs
+        x_shape = shapes[node.inputs[0]] if node.inputs else ()
+        N = self.N
+        if kind == "dense":
+            m = self._linear(p["w"], p.get("b"))
+            reads = {"w": lambda: N(m.W).T, **({"b": lambda: N(m.b)} if "b" in p else {})}
+            # Linear applies to the last axis when every leading axis is a batch axis
+            return m, lambda xs: m(xs[0], n_batch_axes=xs[0].ndim - 1), reads
+        if kind == "conv2d":
+            m = self._conv2d(p["w"], p.get("b"), a["padding"], a["stride"])  # (O, C, k, k): chainer's own layout
+            return m, lambda xs: m(xs[0]), {"w": lambda: N(m.W), **({"b": lambda: N(m.b)} if "b" in p else {})}
+        if kind in ("batch_norm", "layer_norm"):
+            Norm = L.BatchNormalization if kind == "batch_norm" else L.LayerNormalization
+            m = self._to_device(Norm(p["gamma"].shape[0], eps=NORM_EPS))
+            self._set(m.gamma, p["gamma"])
+            self._set(m.beta, p["beta"])
+            reads = {"gamma": lambda: N(m.gamma), "beta": lambda: N(m.beta)}
+            if kind == "batch_norm":  # chainer.config.train is True: batch statistics, biased variance
+                return m, lambda xs: m(xs[0]), reads
+
+            def layer_norm(xs: list[Any]) -> Any:  # the link takes (batch, features): leading axes folded and restored
+                x = xs[0]
+                return F.reshape(m(F.reshape(x, (-1, x.shape[-1]))), x.shape)
+
+            return m, layer_norm, reads
+        if kind == "relu":
+            return None, lambda xs: F.relu(xs[0]), {}
+        if kind == "gelu":
+            # chainer 7.8.1 has no gelu: the exact form from its erf
+            return None, lambda xs: 0.5 * xs[0] * (1.0 + F.erf(xs[0] * (1.0 / math.sqrt(2.0)))), {}
+        if kind == "max_pool":  # chainer pads with -inf: padded cells never win; cover_all=False keeps the catalog's size
+            return None, lambda xs: F.max_pooling_2d(xs[0], a["kernel"], a["stride"], pad=a["padding"], cover_all=False), {}
+        if kind == "global_avg_pool":
+            return None, lambda xs: F.mean(xs[0], axis=(2, 3)), {}
+        if kind == "flatten":  # NCHW arrays, so the row-major reshape is the catalog's order
+            return None, lambda xs: F.reshape(xs[0], (xs[0].shape[0], -1)), {}
+        if kind == "add":
+            return None, lambda xs: xs[0] + xs[1], {}
+        if kind == "mean_tokens":
+            return None, lambda xs: F.mean(xs[0], axis=1), {}
+        if kind == "embedding":
+            m = self._to_device(L.EmbedID(*p["table"].shape))
+            self._set(m.W, p["table"])
+            return m, lambda xs: m(xs[0]), {"table": lambda: N(m.W)}
+        if kind == "positional":
+            # chainer has no position-embedding link: a Link holding the (T, D) table, broadcast over the batch
+            m = chainer.Link()
+            with m.init_scope():
+                m.table = self.P(p["table"])
+            return m, lambda xs: xs[0] + F.broadcast_to(m.table, xs[0].shape), {"table": lambda: N(m.table)}
+        if kind == "self_attention":
+            return self._attention(p, a["heads"])
+        if kind == "lstm_last":
+            return self._lstm_last(p, x_shape)
+        if kind == "gru":
+            return self._gru(p)
+        raise NotMapped(f"the chainer adapter has no mapping for node kind {kind!r}")
+
+    def _attention(self, p: dict[str, Array], heads: int) -> tuple[Any, Callable[[list[Any]], Any], dict[str, Callable[[], Array]]]:
+        """Chainer has no multi-head attention (see op_multi_head_attention): four Linear links and F.matmul /
+        F.softmax over (batch * heads) stacks of (T, D / heads) matrices."""
+        F, N = self.F, self.N
+        m = self.chainer.Chain()
+        with m.init_scope():
+            for c in "qkvo":
+                setattr(m, c, self._linear(p[f"w{c}"], p[f"b{c}"]))
+
+        def attend(xs: list[Any]) -> Any:
+            x = xs[0]
+            n, t, d = x.shape
+            dh = d // heads
+
+            def split(y: Any) -> Any:  # (N, T, D) -> (N * heads, T, dh)
+                return F.reshape(F.transpose(F.reshape(y, (n, t, heads, dh)), (0, 2, 1, 3)), (n * heads, t, dh))
+
+            q, k, v = (split(getattr(m, c)(x, n_batch_axes=2)) for c in "qkv")
+            att = F.softmax(F.matmul(q, k, transb=True) * (1.0 / math.sqrt(dh)), axis=-1)
+            o = F.reshape(F.transpose(F.reshape(F.matmul(att, v), (n, heads, t, dh)), (0, 2, 1, 3)), (n, t, d))
+            return m.o(o, n_batch_axes=2)
+
+        reads: dict[str, Callable[[], Array]] = {}
+        for c in "qkvo":
+            link = getattr(m, c)
+            reads[f"w{c}"] = (lambda link=link: N(link.W).T)
+            reads[f"b{c}"] = (lambda link=link: N(link.b))
+        return m, attend, reads
+
+    def _lstm_last(self, p: dict[str, Array], x_shape: tuple[int, ...]) -> tuple[Any, Callable[[list[Any]], Any], dict[str, Callable[[], Array]]]:
+        """chainer's NStepLSTM link always carries 8 bias vectors; the node has none, so its weights are Parameters
+        of a plain Link fed to chainer.functions.n_step_lstm (the function behind NStepLSTM), with constant zero
+        biases that are not parameters. w0..w3 act on x, w4..w7 on h, each (H, in), gates in CHAINER_LSTM order."""
+        F, N = self.F, self.N
+        hidden, batch = p["wh"].shape[0], x_shape[0]
+        cell = self.chainer.Link()
+        wx, wh = gate_blocks(p["wx"], CANONICAL_LSTM, CHAINER_LSTM), gate_blocks(p["wh"], CANONICAL_LSTM, CHAINER_LSTM)
+        with cell.init_scope():
+            for k in range(4):
+                setattr(cell, f"w{k}", self.P(wx[k].T))
+                setattr(cell, f"w{4 + k}", self.P(wh[k].T))
+        zeros_b = [self.T(np.zeros(hidden))] * 8
+        h0 = self.T(np.zeros((1, batch, hidden)))
+
+        def lstm(xs: list[Any]) -> Any:
+            # the function takes the sequence time-major: a list of T (B, in) steps
+            steps = list(F.separate(xs[0], axis=1))
+            hy, _, _ = F.n_step_lstm(1, 0.0, h0, h0, [[getattr(cell, f"w{k}") for k in range(8)]], [zeros_b], steps)
+            return hy[0]
+
+        def stacked(first: int) -> Array:  # w{first}..w{first+3}, each (H, in), as the catalog's (in, 4H)
+            blocks = np.concatenate([N(getattr(cell, f"w{first + k}")).T for k in range(4)], axis=-1)
+            return reorder_gates(blocks, CHAINER_LSTM, CANONICAL_LSTM)
+
+        return cell, lstm, {"wx": lambda: stacked(0), "wh": lambda: stacked(4)}
+
+    def _gru(self, p: dict[str, Array]) -> tuple[Any, Callable[[list[Any]], Any], dict[str, Callable[[], Array]]]:
+        """chainer.links.NStepGRU: w0..w2 and b0..b2 act on x, w3..w5 and b3..b5 on h (each W (H, in)), gates in
+        CHAINER_GRU order, reset gate applied after the recurrent matmul: the catalog's gru, both biases trainable."""
+        F, N = self.F, self.N
+        hidden = p["wh"].shape[0]
+        m = self._to_device(self.L.NStepGRU(1, p["wx"].shape[0], hidden, 0.0))
+        wx, wh = gate_blocks(p["wx"], CANONICAL_GRU, CHAINER_GRU), gate_blocks(p["wh"], CANONICAL_GRU, CHAINER_GRU)
+        bx, bh = gate_blocks(p["bx"], CANONICAL_GRU, CHAINER_GRU), gate_blocks(p["bh"], CANONICAL_GRU, CHAINER_GRU)
+        for k in range(3):
+            self._set(m.ws[0][k], wx[k].T)
+            self._set(m.ws[0][3 + k], wh[k].T)
+            self._set(m.bs[0][k], bx[k])
+            self._set(m.bs[0][3 + k], bh[k])
+
+        def gru(xs: list[Any]) -> Any:
+            _, ys = self._nstep(m, xs[0])  # B sequences of (T, H)
+            return F.stack(ys, axis=0)
+
+        def stacked(params: Sequence[Any], transposed: bool) -> Array:
+            blocks = np.concatenate([N(q).T if transposed else N(q) for q in params], axis=-1)
+            return reorder_gates(blocks, CHAINER_GRU, CANONICAL_GRU)
+
+        ws, bs = m.ws[0], m.bs[0]
+        return m, gru, {"wx": lambda: stacked(ws[:3], True), "wh": lambda: stacked(ws[3:], True),
+                        "bx": lambda: stacked(bs[:3], False), "bh": lambda: stacked(bs[3:], False)}
+
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """Any catalog model: every node built by _node for its kind and wired by its input names; the loss (mean
+        softmax cross-entropy over the batch, or over every token) and chainer.optimizers.SGD outside the model."""
+        chainer, F = self.chainer, self.F
+        self._check_precision(precision)
+        compiled = mode == "compiled"
+        if compiled:
+            require(chainer, "static_graph")
+        self.dev  # noqa: B018 -- makes the device current before anything is allocated on it
+        shapes = model.shapes()
+        param_names = list(model.param_shapes())
+        links: dict[str, Any] = {}
+        steps: list[tuple[Any, Callable[[list[Any]], Any]]] = []
+        readers: dict[str, Callable[[], Array]] = {}
+        for index, node in enumerate(model.nodes):
+            prefix = f"{node.name}."
+            p = {k[len(prefix):]: arrays[k] for k in param_names if k.startswith(prefix)}
+            link, fn, reads = self._node(node, shapes, p)
+            if set(reads) != set(p):
+                raise ValueError(f"node {node.name} ({node.kind}): read back {sorted(reads)}, the catalog has {sorted(p)}")
+            if link is not None:
+                links[f"node{index}"] = link  # attribute names chainer accepts, whatever the node is called
+            steps.append((node, fn))
+            readers.update({prefix + k: r for k, r in reads.items()})
+
+        def forward(_chain: Any, x: Any) -> Any:
+            values = {"input": x}
+            for node, fn in steps:
+                values[node.name] = fn([values[i] for i in node.inputs])
+            return values[model.output]
+
+        traced = [0]
         if compiled:
             # the model is the static chain and the loss is applied to its output, as in chainer's static-graph
             # examples (the decorated model wrapped in L.Classifier): softmax_cross_entropy cannot be inside the chain,
             # because its backward node keeps the softmax of the forward it was built in (self.y), so the replayed
             # backward schedule would reuse the first step's softmax on every later step
-            model = self._static_chain(forward, links, traced)
+            net = self._static_chain(forward, links, traced)
         else:
-            model = chainer.Chain()
-            with model.init_scope():
+            net = chainer.Chain()
+            with net.init_scope():
                 for name, link in links.items():
-                    setattr(model, name, link)
-        model.to_device(self.dev)
-        opt = self.O.SGD(lr=0.01)
-        opt.setup(model)
-        call = (lambda: model(x)) if compiled else (lambda: forward(model, x))
+                    setattr(net, name, link)
+        net.to_device(self.dev)
+        opt = self.O.SGD(lr=LEARNING_RATE)
+        opt.setup(net)
+        # the input needs no gradient, except in a static chain: chainer.static_graph replays the whole schedule as
+        # one function node whose inputs are the chain's arguments (its parameters are not), so when no argument
+        # requires a gradient chainer never runs that node's backward, the parameters get no gradient, and the
+        # chain traces again on every call
+        x = chainer.Variable(self.ints(arrays["x"]) if model.input_kind == "tokens" else self.T(arrays["x"]),  # EmbedID: int32
+                             requires_grad=compiled)
+        labels = self.ints(arrays["labels"].reshape(-1))
+        call = net if compiled else (lambda v: forward(net, v))
+        sample, peak = self._peak_memory()
 
         def train_step() -> Any:
-            model.cleargrads()
-            loss = F.softmax_cross_entropy(call(), labels)  # the mean over the batch (normalize=True, the default)
+            net.cleargrads()
+            logits = call(x)
+            # the mean over the batch, or over every token (normalize=True, the default, divides by the label count)
+            loss = F.softmax_cross_entropy(F.reshape(logits, (-1, logits.shape[-1])), labels)
             loss.backward()
             opt.update()
+            sample()
             return loss
 
         def observe(loss: Any) -> dict[str, Any]:
-            return {"loss": self.N(loss), **parameters(model)}
+            return {"loss": self.N(loss), **{name: read() for name, read in readers.items()}}
 
-        count = int(sum(p.size for p in model.params()))
-        notes = ["the model is a static chain: chainer.static_graph records its forward schedule on the first call and "
-                 "its backward schedule on the first backward, and replays both; the softmax cross-entropy on its output "
-                 "(forward and backward) and the SGD update (chainer.optimizers.SGD.update) run eagerly",
-                 "the loss stays outside the static chain: inside it, softmax_cross_entropy's backward node keeps the "
-                 "softmax of the step it was traced in, and the replayed backward reuses it (gradients wrong from the "
-                 "second step on, while the first step, the traced one, is right)"] if compiled else []
-        return Workload(train_step, self._sync, count, path, notes, observe=observe,
-                        compile_scope="forward_backward" if compiled else None, traces=traces)
+        kinds = set(model.kinds())
+        composed = [text for kind, text in _COMPOSED_KINDS.items() if kind in kinds]
+        notes = [f"node kinds: {', '.join(sorted(kinds))}; each built with chainer's own link or function"
+                 + (f", except: {'; '.join(composed)}" if composed else "")]
+        if "gelu" in kinds and self._index is None and importlib.util.find_spec("scipy") is None:
+            notes.append("chainer.functions.erf on the CPU calls scipy.special.erf when SciPy is installed and math.erf "
+                         "element by element otherwise; SciPy is not in this environment")
+        if compiled:
+            notes += ["the model is a static chain: chainer.static_graph records its forward schedule on the first call and "
+                      "its backward schedule on the first backward, and replays both; the softmax cross-entropy on its output "
+                      "(forward and backward) and the SGD update (chainer.optimizers.SGD.update) run eagerly",
+                      "the loss stays outside the static chain: inside it, softmax_cross_entropy's backward node keeps the "
+                      "softmax of the step it was traced in, and the replayed backward reuses it (gradients wrong from the "
+                      "second step on, while the first step, the traced one, is right)",
+                      "the model's input is passed as a Variable that requires a gradient: the replayed schedule is one "
+                      "function node whose inputs are the chain's arguments, and chainer skips its backward (no parameter "
+                      "gradients) when none of them requires one"]
+            if "batch_norm" in kinds:
+                notes.append("chainer.functions.batch_normalization builds its backward node with the batch mean and "
+                             "inverse standard deviation of the forward call it belongs to (BatchNormalizationGrad(..., "
+                             "self.mean, ..., self.inv_std)); the replayed backward schedule keeps the traced step's node, "
+                             "so from the second step on it differentiates with the first step's batch statistics")
+        notes += self._memory_notes()
+        count = int(sum(q.size for q in net.params()))
+        return Workload(train_step, self._sync, count, STATIC_GRAPH if compiled else None, notes, observe=observe,
+                        compile_scope="forward_backward" if compiled else None,
+                        traces=(lambda: traced[0]) if compiled else (lambda: None), peak_memory=peak, precision=precision)
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -852,14 +1199,18 @@ class ChainerAdapter(Adapter):
         is NumPy itself, which the numerics probe records as such."""
         chainerx = self.chainer.backend.chainerx
         if chainerx.is_available():
-            device = "native:0" if self.device == "cpu" else f"cuda:{self.device.partition(':')[2] or 0}"
+            device = "native:0" if self._index is None else f"cuda:{self._index}"
             return ArrayAPI(f"chainerx {self.chainer.__version__} ({device})", chainerx,
                             lambda a: chainerx.array(a, device=device), lambda t: chainerx.to_numpy(t),
                             getattr(chainerx, "from_dlpack", None))
+        # the module of an array on this adapter's device: NumPy on the CPU, CuPy on a GPU
         xp = self.chainer.backend.get_array_module(self.T(np.zeros(1)))
-        name = f"{xp.__name__} (chainer.backend.get_array_module; chainer.backend.chainerx.is_available() is False)"
-        return ArrayAPI(name, xp, lambda a: xp.asarray(a),
-                        lambda t: np.asarray(self.chainer.backend.CpuDevice().send(t)), getattr(xp, "from_dlpack", None))
+        where = "" if self._index is None else f" {getattr(xp, '__version__', '')} on {self.device}"
+        name = f"{xp.__name__}{where} (chainer.backend.get_array_module; chainer.backend.chainerx.is_available() is False)"
+        # NumPy arrays go to the device as chainer sends them (to_gpu onto this GPU; on the CPU the array itself)
+        to_device = (lambda a: xp.asarray(a)) if self._index is None else (lambda a: self.dev.send(np.asarray(a)))
+        return ArrayAPI(name, xp, to_device, lambda t: np.asarray(self.chainer.backend.CpuDevice().send(t)),
+                        getattr(xp, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ scale
     @staticmethod
@@ -890,14 +1241,45 @@ class ChainerAdapter(Adapter):
                 buf += chunk
         return buf[:-1].decode()
 
+    def _nccl_missing(self) -> str:
+        """Why ChainerMN's NCCL communicator cannot run here ('' when it can): it needs CuPy's NCCL binding, which
+        CuPy 13 loads from an installed nvidia-nccl-cu12 wheel or the system's libnccl."""
+        try:
+            from chainermn import nccl
+        except ImportError as exc:
+            return f"chainermn.nccl cannot be imported: {exc}"
+        if not getattr(nccl, "_available", False):
+            try:
+                import cupy.cuda.nccl as cupy_nccl
+            except Exception as exc:
+                return f"CuPy has no NCCL binding (cupy.cuda.nccl: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            if not getattr(cupy_nccl, "available", True):
+                return "cupy.cuda.nccl.available is False: CuPy could not load libnccl.so.2 (from nvidia-nccl-cu12 or the system)"
+            return "chainermn.nccl could not import NCCL from cupy.cuda.nccl"
+        return ""
+
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
-        """ChainerMN (chainer's own distributed package since v5) sums through a communicator over MPI (mpi4py).
+        """ChainerMN (chainer's own distributed package since v5) reduces through a communicator over MPI (mpi4py).
         The ranks are started independently, not by mpiexec, so each is an MPI singleton: rank 0 opens an MPI port,
         hands its name to rank 1 over host:port, and the two Accept/Connect and merge into one 2-process
-        communicator, which chainermn.create_communicator('naive', mpi_comm=...) wraps. The MPI is PyPI's mpich
-        wheel (pinned with mpi4py in requirements-cpu.txt), not a system MPI."""
+        communicator, which chainermn.create_communicator(..., mpi_comm=...) wraps. The MPI is PyPI's mpich wheel
+        (pinned with mpi4py in the requirements), not a system MPI.
+
+        On the CPU: the 'naive' communicator's allreduce, MPI_Allreduce of NumPy buffers. On a GPU (cuda:<rank>,
+        made the current device before NCCL starts): the 'pure_nccl' communicator, ChainerMN's GPU communicator.
+        Its collective is multi_node_mean_grad, an NCCL sum all-reduce of a link's gradients on the GPU divided by
+        the number of processes, so the value is the gradient of a one-parameter link and the mean times `world`
+        is the sum. ChainerMN's allreduce() of an array hands MPI the array's memory, so a CuPy array would need a
+        CUDA-aware MPI, which PyPI's mpich is not (its configure has no CUDA)."""
         if world != 2:
             raise NotMapped(f"the chainer adapter joins exactly two singleton MPI processes, not {world}")
+        on_gpu = self._index is not None
+        if on_gpu:
+            # every rank checks before joining, so a missing NCCL fails both ranks at once instead of hanging one
+            missing = self._nccl_missing()
+            if missing:
+                raise RuntimeError(f"ChainerMN's GPU all-reduce (the pure_nccl communicator) needs NCCL: {missing}")
+            self.dev  # noqa: B018 -- cuda:<rank> becomes current: NCCL binds its communicator to the current device
         os.environ.setdefault("UCX_NET_DEVICES", "lo")  # MPICH's UCX netmod: keep any TCP wire-up on loopback
         try:  # importing mpi4py (chainermn does) runs MPI_Init: each rank starts as a singleton
             import chainermn
@@ -913,8 +1295,20 @@ class ChainerAdapter(Adapter):
             inter = MPI.COMM_SELF.Connect(self._mpi_port_exchange(rank, host, port, None))
         comm = inter.Merge(high=rank == 1)
         try:
-            cmn = chainermn.create_communicator("naive", mpi_comm=comm)
-            out = self.N(cmn.allreduce(self.T(value)))
+            if on_gpu:
+                cmn = chainermn.create_communicator("pure_nccl", mpi_comm=comm)
+                link = self.chainer.Link()
+                with link.init_scope():
+                    link.w = self.P(np.zeros_like(value))
+                link.w.grad = self.T(value)
+                try:
+                    cmn.multi_node_mean_grad(link)
+                    out = self.N(link.w.grad * world)
+                finally:
+                    cmn.finalize()
+            else:
+                cmn = chainermn.create_communicator("naive", mpi_comm=comm)
+                out = self.N(cmn.allreduce(self.T(value)))
         finally:
             comm.Free()
             inter.Disconnect()
@@ -923,7 +1317,13 @@ class ChainerAdapter(Adapter):
                  "passed over the probe's TCP port",
                  "mpich 5.0.x wheels refuse singleton Connect/Accept (pmodels/mpich#7805), Open MPI 5.0.11's wheel "
                  "fails it with MPI_ERR_INTERN: mpich is pinned at 4.3.2"]
-        return AllReduceResult("chainermn.create_communicator('naive').allreduce (MPI via mpi4py)", True, out, notes)
+        if on_gpu:
+            notes.append(f"on {self.device}: NCCL all-reduce through the pure_nccl communicator's multi_node_mean_grad "
+                         f"(ChainerMN's GPU collective, a mean), multiplied by the {world} processes to give the sum")
+            api = "chainermn.create_communicator('pure_nccl').multi_node_mean_grad (NCCL on the rank's GPU) x world"
+        else:
+            api = "chainermn.create_communicator('naive').allreduce (MPI via mpi4py)"
+        return AllReduceResult(api, True, out, notes)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:

@@ -13,6 +13,14 @@ Layer gradients: one jax.vjp per case w.r.t. a dict holding the input and every 
 catalog's layout; the function differentiated builds the Flax variables from that dict with jax.numpy (transposes,
 per-gate splits, per-head reshapes, the GRU bias fold), so the pullback hands back every gradient in the catalog's
 layout under the catalog's name.
+
+Training workloads are catalog models (harness.catalog.models): CatalogLayers turns any list of nodes into one Flax
+Linen module (a layer per node kind) and maps the catalog's parameters into Flax's layouts once, at build time; the
+step is jax.value_and_grad of the optax cross-entropy plus optax.sgd, jitted whole in the compiled mode.
+
+Precision: strict float32 from start-up (jax_default_matmul_precision 'highest', set again around every step); tf32
+workloads run their step under 'tensorfloat32', bf16 workloads use Flax's dtype=bfloat16 with float32 parameters.
+On CUDA, XLA_PYTHON_CLIENT_PREALLOCATE=false is set before jax is imported, and cuda:N is jax.devices('gpu')[N].
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from harness.adapter import (
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
@@ -41,12 +50,12 @@ from harness.adapter import (
     require,
     require_parameter,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
 from harness.catalog.workloads import LEARNING_RATE
 
 Array = np.ndarray
 Outputs = dict[str, Any]
-CANONICAL_LSTM = "ifgo"  # the catalog's gate order for the throughput LSTM
 # flax.linen.OptimizedLSTMCell (and LSTMCell) keep one kernel per gate rather than stacked blocks: ii/if/ig/io on the
 # input side (no bias) and hi/hf/hg/ho on the recurrent side (with the one bias); the docstring defines
 # i = sigma(W_ii x + W_hi h + b_hi), f, g (tanh), o the same way, and the carry is (c, h). Catalog gate -> Flax suffix:
@@ -85,6 +94,313 @@ def hwio_to_oihw(w: Array) -> Array:
     return np.ascontiguousarray(np.transpose(w, np.argsort(hwio_axes(w.ndim - 2))))
 
 
+# ---------------------------------------------------------------------------------------------- devices
+PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"  # read by jaxlib.xla_client.generate_pjrt_gpu_plugin_options when the
+#                                               CUDA backend is created; unset, XLA takes 75% of the GPU's memory
+
+
+def jax_platform(device: str) -> str | None:
+    """The jax.devices() platform of a harness device string: 'cpu' -> 'cpu', 'cuda' / 'cuda:N' -> 'gpu'."""
+    if device == "cpu":
+        return "cpu"
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and (index == "" or index.isdigit()):
+        return "gpu"
+    return None
+
+
+def device_index(device: str) -> int:
+    """The index N of 'cuda:N' (0 for 'cuda' and 'cpu'): the position in jax.devices('gpu')."""
+    _, _, index = device.partition(":")
+    return int(index) if index else 0
+
+
+def cuda_version(v: int) -> str:
+    """A CUDA runtime/driver version as CUDA encodes it (1000 major + 10 minor) -> 'major.minor'."""
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def cudnn_version(v: int) -> str:
+    """A cuDNN version as cudnnGetVersion() encodes it (cuDNN 9: 10000 major + 100 minor + patch; before 9: 1000 major
+    + 100 minor + patch) -> 'major.minor.patch'."""
+    if v >= 90000:
+        return f"{v // 10000}.{(v % 10000) // 100}.{v % 100}"
+    return f"{v // 1000}.{(v % 1000) // 100}.{v % 100}"
+
+
+# ---------------------------------------------------------------------------------------------- precision
+#: jax_default_matmul_precision per workload precision. The adapter sets "highest" at start-up (strict float32 for
+#: every dot and convolution on 32-bit inputs); a step runs inside jax.default_matmul_precision(<this>), which JAX
+#: makes part of the jit cache key, so a tf32 step is traced with TF32 and nothing outside it is.
+PRECISION_SETTINGS = {"fp32": "highest", "tf32": "tensorfloat32", "bf16": "highest"}
+PRECISION_NOTES = {
+    "fp32": "strict float32: the step runs under jax.default_matmul_precision('highest') (full float32 dots and "
+            "convolutions; on recent NVIDIA GPUs JAX's default would be TF32)",
+    "tf32": "TF32: the step runs under jax.default_matmul_precision('tensorfloat32') (TF32 dots and convolutions on "
+            "float32 data); the adapter's 'highest' holds everywhere else",
+    "bf16": "bfloat16 mixed precision: Flax layers with dtype=jax.numpy.bfloat16 (compute) and param_dtype float32 "
+            "(parameters, gradients and the SGD update in float32); the loss is computed in float32",
+}
+
+
+# ---------------------------------------------------------------------------------------------- catalog models
+CATALOG_LSTM_GATES = "ifgo"  # harness.catalog.models: lstm_last gate blocks i, f, g, o
+CATALOG_GRU_GATES = "rzn"  # gru gate blocks r, z, n
+CHANNELS_LAST, CATALOG_LAYOUT = "NHWC", "catalog"  # the layout a 4-D value is held in while the model runs
+#: how each catalog node kind is built (also the notes of a workload that uses the kind)
+LAYER_APIS = {
+    "dense": "flax.linen.Dense (kernel (in, out) is the catalog's w)",
+    "conv2d": "flax.linen.Conv, channels-last: kernel (O, C, k, k) -> (k, k, C, O), explicit zero padding (p, p)",
+    "batch_norm": "flax.linen.BatchNorm(use_running_average=False, use_fast_variance=False): batch statistics, the "
+                  "batch_stats collection mutable (running averages updated, not used)",
+    "layer_norm": "flax.linen.LayerNorm(use_fast_variance=False)",
+    "relu": "flax.linen.relu",
+    "gelu": "flax.linen.gelu(approximate=False): the exact erf form",
+    "max_pool": "flax.linen.max_pool with explicit padding (padded with -inf: padded cells never win)",
+    "global_avg_pool": "jax.numpy.mean over H and W (Flax has no global pooling layer)",
+    "flatten": "NHWC -> NCHW transpose, then reshape: the catalog's NCHW order",
+    "add": "jax.numpy add of the two inputs",
+    "lstm_last": "flax.linen.RNN(OptimizedLSTMCell, return_carry=True): the last h; per-gate kernels ii..io / hi..ho "
+                 "from the catalog's i, f, g, o blocks; Flax's recurrent biases hi..ho held at zero and not trained",
+    "gru": "flax.linen.RNN(GRUCell) (reset gate applied after the recurrent matmul, as the catalog's): per-gate "
+           "kernels from the catalog's r, z, n blocks; GRUCell has no recurrent bias on r and z, so the catalog's bh_r "
+           "and bh_z are trained as their own arrays and added to the input biases inside the step (exact: the sum "
+           "is what the gate sees, and each receives the gate's gradient)",
+    "embedding": "flax.linen.Embed",
+    "positional": "flax.linen.Embed over positions 0..T-1, added to the input",
+    "self_attention": "flax.linen.MultiHeadDotProductAttention on itself (no mask, no dropout): the catalog's (D, D) "
+                      "projections reshaped to Flax's per-head (D, heads, D/heads) and (heads, D/heads, D) kernels",
+    "mean_tokens": "jax.numpy.mean over the token axis",
+}
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Nested-dict union (b's leaves added to a's)."""
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class CatalogLayers:
+    """A catalog model (harness.catalog.models) in Flax Linen: a module whose __call__ walks the model's nodes in
+    order, wiring each by its input names, one Flax layer (or jax.numpy op where Flax has none) per node kind
+    (LAYER_APIS); and the maps between the catalog's parameters ("<node>.<param>", catalog layouts) and the
+    module's Flax parameter tree (params[<node>][...], Flax layouts). Nothing here depends on which model it is.
+
+    Images are channels-last while the model runs: the input is transposed once, outside the step; each 4-D value
+    carries its layout, and a node whose semantics are stated in NCHW (flatten, or a kind that is not spatial)
+    gets it back in the catalog's layout."""
+
+    def __init__(self, adapter: Any, model: Any, dtype: Any, param_dtype: Any = None) -> None:
+        unknown = sorted({n.kind for n in model.nodes} - set(LAYER_APIS))
+        if unknown:
+            raise NotMapped(f"the jax adapter builds no node of kind {', '.join(unknown)}")
+        self.adapter, self.model, self.dtype = adapter, model, dtype
+        self.nn, self.jnp = adapter._api("flax.linen"), adapter.jnp
+        self.param_dtype = self.jnp.float32 if param_dtype is None else param_dtype
+        self.params = model.param_shapes()
+
+    def notes(self) -> list[str]:
+        kinds = sorted({n.kind for n in self.model.nodes}, key=list(LAYER_APIS).index)
+        out = [f"{kind}: {LAYER_APIS[kind]}" for kind in kinds]
+        if self.model.input_kind == "image":
+            out.append("images: input transposed once to Flax's NHWC outside the step; values stay NHWC between "
+                       "spatial layers")
+        return out
+
+    # ------------------------------------------------------------------------------------------ layouts
+    def input_array(self, x: Array) -> Array:
+        if self.model.input_kind == "tokens":
+            return np.asarray(x, np.int32)
+        x = np.asarray(x, np.float32)
+        return np.ascontiguousarray(np.transpose(x, nchw_to_nhwc(2))) if self.model.input_kind == "image" else x
+
+    def _last(self, value: tuple[Any, str]) -> Any:
+        x, layout = value
+        return x if layout == CHANNELS_LAST else self.jnp.transpose(x, nchw_to_nhwc(x.ndim - 2))
+
+    def _catalog(self, value: tuple[Any, str]) -> Any:
+        x, layout = value
+        return self.jnp.transpose(x, nhwc_to_nchw(x.ndim - 2)) if layout == CHANNELS_LAST else x
+
+    # ------------------------------------------------------------------------------------------ the module
+    def module(self) -> Any:
+        nn, layers, model = self.nn, self, self.model
+        first = CHANNELS_LAST if model.input_kind == "image" else CATALOG_LAYOUT
+
+        class CatalogModel(nn.Module):  # type: ignore[misc, name-defined]
+            @nn.compact
+            def __call__(self, x: Any) -> Any:
+                values: dict[str, tuple[Any, str]] = {"input": (x, first)}
+                for node in model.nodes:
+                    values[node.name] = layers._node(node, [values[i] for i in node.inputs])
+                return layers._catalog(values[model.output])
+
+        return CatalogModel()
+
+    def _node(self, node: Any, ins: list[tuple[Any, str]]) -> tuple[Any, str]:
+        """One node, called inside CatalogModel.__call__ (so its Flax layers are that module's children, named by
+        the node)."""
+        nn, jnp, k, a, name = self.nn, self.jnp, node.kind, node.attrs, node.name
+        kw: dict[str, Any] = {"dtype": self.dtype, "param_dtype": self.param_dtype, "name": name}
+        has_bias = f"{name}.b" in self.params
+        if k == "dense":
+            return nn.Dense(a["out"], use_bias=has_bias, **kw)(self._catalog(ins[0])), CATALOG_LAYOUT
+        if k == "conv2d":
+            p, kk, s = a["padding"], a["kernel"], a["stride"]
+            conv = nn.Conv(a["out"], (kk, kk), strides=(s, s), padding=((p, p), (p, p)), use_bias=has_bias, **kw)
+            return conv(self._last(ins[0])), CHANNELS_LAST
+        if k == "batch_norm":
+            bn = nn.BatchNorm(use_running_average=False, axis=-1, momentum=0.9, epsilon=NORM_EPS, use_fast_variance=False, **kw)
+            return bn(self._last(ins[0])), CHANNELS_LAST
+        if k == "layer_norm":
+            return nn.LayerNorm(epsilon=NORM_EPS, use_fast_variance=False, **kw)(self._catalog(ins[0])), CATALOG_LAYOUT
+        if k == "relu":
+            return nn.relu(ins[0][0]), ins[0][1]
+        if k == "gelu":
+            return nn.gelu(ins[0][0], approximate=False), ins[0][1]
+        if k == "max_pool":
+            p, kk, s = a["padding"], a["kernel"], a["stride"]
+            return nn.max_pool(self._last(ins[0]), (kk, kk), strides=(s, s), padding=((p, p), (p, p))), CHANNELS_LAST
+        if k == "global_avg_pool":
+            x, layout = ins[0]
+            return jnp.mean(x, axis=(1, 2) if layout == CHANNELS_LAST else (2, 3)), CATALOG_LAYOUT
+        if k == "flatten":
+            x = self._catalog(ins[0])
+            return x.reshape(x.shape[0], -1), CATALOG_LAYOUT
+        if k == "add":
+            if ins[0][1] == ins[1][1]:
+                return ins[0][0] + ins[1][0], ins[0][1]
+            return self._catalog(ins[0]) + self._catalog(ins[1]), CATALOG_LAYOUT
+        if k == "lstm_last":
+            cell = nn.OptimizedLSTMCell(a["hidden"], **kw)
+            (_, h), _ = nn.RNN(cell, return_carry=True, name=f"{name}:time_loop")(self._catalog(ins[0]))
+            return h, CATALOG_LAYOUT
+        if k == "gru":
+            cell = nn.GRUCell(a["hidden"], **kw)
+            return nn.RNN(cell, name=f"{name}:time_loop")(self._catalog(ins[0])), CATALOG_LAYOUT
+        if k == "embedding":
+            return nn.Embed(a["vocab"], a["dim"], **kw)(ins[0][0]), CATALOG_LAYOUT
+        if k == "positional":
+            x = self._catalog(ins[0])
+            table = nn.Embed(x.shape[1], x.shape[2], **kw)(jnp.arange(x.shape[1]))
+            return x + table[None], CATALOG_LAYOUT
+        if k == "self_attention":
+            x = self._catalog(ins[0])
+            d = x.shape[-1]
+            mha = nn.MultiHeadDotProductAttention(num_heads=a["heads"], qkv_features=d, out_features=d, dropout_rate=0.0,
+                                                  deterministic=True, **kw)
+            return mha(x), CATALOG_LAYOUT
+        if k == "mean_tokens":
+            return jnp.mean(self._catalog(ins[0]), axis=1), CATALOG_LAYOUT
+        raise NotMapped(f"the jax adapter builds no node of kind {k}")
+
+    # ------------------------------------------------------------------------------------------ parameters
+    def load(self, arrays: dict[str, Array]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(trainable, frozen) Flax parameter trees from the catalog's arrays, in Flax's layouts (NumPy float32).
+        frozen: what Flax's layers hold and the catalog's model does not (held at zero, not trained)."""
+        trainable: dict[str, Any] = {}
+        frozen: dict[str, Any] = {}
+        for node in self.model.nodes:
+            name, k = node.name, node.kind
+            p = {full.split(".", 1)[1]: np.asarray(arrays[full], np.float32) for full in self.params if full.split(".", 1)[0] == name}
+            t: dict[str, Any] = {}
+            if k in ("dense", "conv2d"):
+                t = {"kernel": oihw_to_hwio(p["w"]) if k == "conv2d" else p["w"], **({"bias": p["b"]} if "b" in p else {})}
+            elif k in ("batch_norm", "layer_norm"):
+                t = {"scale": p["gamma"], "bias": p["beta"]}
+            elif k == "lstm_last":
+                wx, wh = gate_blocks(p["wx"], CATALOG_LSTM_GATES), gate_blocks(p["wh"], CATALOG_LSTM_GATES)
+                for gate, fg in FLAX_LSTM_GATES.items():
+                    t[f"i{fg}"], t[f"h{fg}"] = {"kernel": wx[gate]}, {"kernel": wh[gate]}
+                frozen[name] = {f"h{fg}": {"bias": np.zeros(node.attrs["hidden"], np.float32)} for fg in FLAX_LSTM_GATES.values()}
+            elif k == "gru":
+                wx, wh, bx, bh = (gate_blocks(p[q], CATALOG_GRU_GATES) for q in ("wx", "wh", "bx", "bh"))
+                for g in CATALOG_GRU_GATES:
+                    t[f"i{g}"], t[f"h{g}"] = {"kernel": wx[g], "bias": bx[g]}, {"kernel": wh[g], "bias": bh[g]}
+            elif k in ("embedding", "positional"):
+                t = {"embedding": p["table"]}
+            elif k == "self_attention":
+                d, heads = p["wq"].shape[0], node.attrs["heads"]
+                t = {role: {"kernel": p[f"w{role[0]}"].reshape(d, heads, d // heads), "bias": p[f"b{role[0]}"].reshape(heads, d // heads)}
+                     for role in ("query", "key", "value")}
+                t["out"] = {"kernel": p["wo"].reshape(heads, d // heads, d), "bias": p["bo"]}
+            if t:
+                trainable[name] = t
+        return trainable, frozen
+
+    def flax_params(self, trainable: Any, frozen: Any) -> dict[str, Any]:
+        """The module's params tree from the trained and the frozen parameters (inside the differentiated function,
+        so gradients reach each trained array): the union, with each GRU's recurrent r and z biases added to its
+        input biases (GRUCell has no recurrent bias there; the gate sees the sum either way)."""
+        out = _merge(trainable, frozen)
+        for node in self.model.nodes:
+            if node.kind == "gru":
+                cell = dict(out[node.name])
+                for g in "rz":
+                    h = dict(cell[f"h{g}"])
+                    cell[f"i{g}"] = {**cell[f"i{g}"], "bias": cell[f"i{g}"]["bias"] + h.pop("bias")}
+                    cell[f"h{g}"] = h
+                out[node.name] = cell
+        return out
+
+    def catalog_params(self, trainable: Any, dtype: Any = np.float32) -> dict[str, Array]:
+        """Every trained parameter back under the catalog's name and in its layout (NumPy, in `dtype`)."""
+        out: dict[str, Array] = {}
+        for node in self.model.nodes:
+            t = trainable.get(node.name) or {}
+            if t:
+                out.update(self._node_catalog_params(node, t, dtype))
+        return out
+
+    @staticmethod
+    def _node_catalog_params(node: Any, t: Any, dtype: Any) -> dict[str, Array]:
+        """One node's trained Flax parameters `t` in the catalog's names and layouts."""
+        name, k = node.name, node.kind
+
+        def leaf(*path: str) -> Array:
+            return np.asarray(functools.reduce(lambda d, key: d[key], path, t), dtype)
+
+        out: dict[str, Array] = {}
+        if k in ("dense", "conv2d"):
+            out[f"{name}.w"] = hwio_to_oihw(leaf("kernel")) if k == "conv2d" else leaf("kernel")
+            if "bias" in t:
+                out[f"{name}.b"] = leaf("bias")
+        elif k in ("batch_norm", "layer_norm"):
+            out[f"{name}.gamma"], out[f"{name}.beta"] = leaf("scale"), leaf("bias")
+        elif k == "lstm_last":
+            for side, catalog_side in (("i", "x"), ("h", "h")):
+                out[f"{name}.w{catalog_side}"] = np.concatenate(
+                    [leaf(f"{side}{FLAX_LSTM_GATES[g]}", "kernel") for g in CATALOG_LSTM_GATES], axis=-1)
+        elif k == "gru":
+            for side, catalog_side in (("i", "x"), ("h", "h")):
+                out[f"{name}.w{catalog_side}"] = np.concatenate([leaf(f"{side}{g}", "kernel") for g in CATALOG_GRU_GATES], axis=-1)
+                out[f"{name}.b{catalog_side}"] = np.concatenate([leaf(f"{side}{g}", "bias") for g in CATALOG_GRU_GATES], axis=-1)
+        elif k in ("embedding", "positional"):
+            out[f"{name}.table"] = leaf("embedding")
+        elif k == "self_attention":
+            d = leaf("out", "bias").shape[0]
+            for role in ("query", "key", "value"):
+                out[f"{name}.w{role[0]}"] = leaf(role, "kernel").reshape(d, d)
+                out[f"{name}.b{role[0]}"] = leaf(role, "bias").reshape(d)
+            out[f"{name}.wo"], out[f"{name}.bo"] = leaf("out", "kernel").reshape(d, d), leaf("out", "bias")
+        return out
+
+    def check_tree(self, module: Any, trainable: dict[str, Any], frozen: dict[str, Any], x: Array) -> dict[str, Any]:
+        """The loaded parameters must be exactly the module's own (Flax would ignore an extra entry, which would make
+        the parameter count a lie); returns the module's initial batch_stats (Flax's: mean 0, var 1), or {}."""
+        jax = self.adapter.jax
+        abstract = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), self.jnp.zeros(x.shape, x.dtype)))
+        want = jax.tree_util.tree_map(lambda v: tuple(v.shape), abstract["params"])
+        got = jax.tree_util.tree_map(lambda v: tuple(np.shape(v)), self.flax_params(trainable, frozen))
+        if want != got:
+            raise ValueError(f"loaded parameters {got} do not match the Flax module's {want}")
+        stats = abstract.get("batch_stats", {})
+        return jax.tree_util.tree_map_with_path(
+            lambda path, v: (np.ones if path[-1].key == "var" else np.zeros)(v.shape, np.float32), dict(stats))
+
+
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # what jax._src.dispatch records per XLA compilation
 
 
@@ -115,12 +431,18 @@ class JaxAdapter(Adapter):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if device == "cpu":
             os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        # No preallocation: JAX's CUDA client otherwise reserves 75% of the GPU's memory when it starts, starving any
+        # other process on that GPU; set before jax is imported (the client reads it when the backend is created).
+        os.environ[PREALLOCATE] = "false"
         import jax
         import jax.numpy as jnp
 
         self.jax = jax
         self.jnp = jnp
+        # Strict float32: full-precision dots and convolutions on 32-bit inputs everywhere (each step sets it again).
+        jax.config.update("jax_default_matmul_precision", PRECISION_SETTINGS["fp32"])
         self._dev: Any = None
+        self._available: tuple[bool, str] | None = None
         self.compiles = CompileCounter(jax.monitoring)
 
     # ------------------------------------------------------------------------------------------ identity
@@ -129,33 +451,108 @@ class JaxAdapter(Adapter):
                                      "jaxonnxruntime", "jax-cuda12-plugin")
 
     def _platform(self) -> str:
-        return "cpu" if self.device == "cpu" else "gpu"
+        return jax_platform(self.device) or self.device
 
     def device_available(self) -> tuple[bool, str]:
+        """Whether self.device exists for JAX; nothing else queries a device before this says yes."""
+        if self._available is None:
+            self._available = self._find_device()
+        return self._available
+
+    def _find_device(self) -> tuple[bool, str]:
+        platform = jax_platform(self.device)
+        if platform is None:
+            return False, f"the jax adapter knows no device {self.device!r} (cpu, cuda or cuda:N)"
         try:
-            devices = self.jax.devices(self._platform())
+            devices = self.jax.devices(platform)
         except RuntimeError as exc:
-            return False, f"jax {self.jax.__version__} has no {self._platform()} backend: {str(exc)[:200]}"
-        index = int(self.device.partition(":")[2] or 0)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return False, f"jax {self.jax.__version__} has no {platform} backend: {first[:200]}"
+        index = device_index(self.device)
         if index >= len(devices):
-            return False, f"jax sees {len(devices)} {self._platform()} device(s), not index {index}"
+            return False, f"jax sees {len(devices)} {platform} device(s), not index {index}"
         return True, ""
 
     @property
     def dev(self) -> Any:
-        """The jax.Device of self.device (looked up on first use, after device_available)."""
+        """The jax.Device of self.device: jax.devices('gpu')[N] for cuda:N (looked up on first use, once
+        device_available() has said yes); it is also JAX's default device from then on."""
         if self._dev is None:
-            self._dev = self.jax.devices(self._platform())[int(self.device.partition(":")[2] or 0)]
+            ok, why = self.device_available()
+            if not ok:
+                raise RuntimeError(why)
+            self._dev = self.jax.devices(self._platform())[device_index(self.device)]
             self.jax.config.update("jax_default_device", self._dev)
         return self._dev
 
+    def gpu_count(self) -> int:
+        """CUDA devices JAX sees (0 without a GPU backend, and on a CPU run, which starts JAX with JAX_PLATFORMS=cpu)."""
+        try:
+            return len(self.jax.devices("gpu"))
+        except RuntimeError:
+            return 0
+
+    def precision_switches(self) -> dict[str, Any]:
+        """What the adapter set for strict float32, and the related switches as they stand."""
+        return {
+            "jax_default_matmul_precision": str(self.jax.config.jax_default_matmul_precision),
+            "jax_default_matmul_precision covers": "jax.lax.dot_general and jax.lax.conv_general_dilated on 32-bit "
+                                                   "inputs (every Flax Dense, Conv, attention einsum, RNN cell matmul)",
+            "per step": "each throughput step runs inside jax.default_matmul_precision: 'highest' (fp32, bf16) or "
+                        "'tensorfloat32' (tf32 workloads only); layer, graph and ONNX checks run at 'highest'",
+            "reduced-precision reductions": "no JAX or XLA switch: at 'highest' float32 dots and convolutions "
+                                            "accumulate in float32, and jax.numpy reductions of float32 stay float32",
+            "NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE", "not set (left unset: it would force TF32 "
+                                                   "off for the tf32 workloads too)"),
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "not set"),
+        }
+
     def device_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"device": self.device, "precision": self.precision_switches(),
+                                "memory": {PREALLOCATE: os.environ.get(PREALLOCATE, "not set")}}
+        ok, why = self.device_available()
+        if not ok:
+            return {**info, "available": False, "reason": why}
         d = self.dev
-        info: dict[str, Any] = {"platform": d.platform, "device_kind": d.device_kind, "backend": self.jax.default_backend()}
-        stats = getattr(d, "memory_stats", lambda: None)()
-        if stats and "bytes_limit" in stats:
-            info["memory_bytes"] = int(stats["bytes_limit"])
+        info.update(available=True, platform=d.platform, name=d.device_kind, id=d.id, backend=self.jax.default_backend())
+        stats = d.memory_stats() or {}
+        if "bytes_limit" in stats:
+            info["memory"]["allocator_limit_bytes"] = int(stats["bytes_limit"])
+        if d.platform == "gpu":
+            info.update(self._cuda_info(d))
         return info
+
+    def _cuda_info(self, d: Any) -> dict[str, Any]:
+        """Compute capability and the CUDA / cuDNN versions, as the jaxlib CUDA plugin reports them (its _versions
+        module, which JAX itself loads as jax._src.lib.cuda_versions)."""
+        out: dict[str, Any] = {"local_hardware_id": getattr(d, "local_hardware_id", None)}
+        capability = getattr(d, "compute_capability", None)
+        try:
+            from jax._src.lib import cuda_versions
+        except ImportError:
+            cuda_versions = None
+        if cuda_versions is None:
+            out["compute_capability"] = capability
+            out["cuda_versions"] = "jaxlib has no CUDA versions module (no CUDA plugin loaded)"
+            return out
+
+        def read(fn: str, fmt: Callable[[int], str]) -> str:
+            try:
+                value = int(getattr(cuda_versions, fn)())
+            except Exception as exc:  # a library the plugin cannot load: say so, do not fail the environment
+                return f"unavailable ({type(exc).__name__}: {str(exc)[:80]})"
+            return f"{fmt(value)} ({value})"
+
+        if capability is None and hasattr(cuda_versions, "cuda_compute_capability"):
+            with contextlib.suppress(Exception):
+                cc = int(cuda_versions.cuda_compute_capability(out["local_hardware_id"] or 0))
+                capability = f"{cc // 10}.{cc % 10}"
+        out.update(compute_capability=capability, cuda_runtime=read("cuda_runtime_get_version", cuda_version),
+                   cuda_driver=read("cuda_driver_get_version", cuda_version), cudnn=read("cudnn_get_version", cudnn_version),
+                   cuda_built_against=read("cuda_runtime_build_version", cuda_version),
+                   cudnn_built_against=read("cudnn_build_version", cudnn_version),
+                   cuda_versions_module=getattr(cuda_versions, "__name__", "?"))
+        return out
 
     # ------------------------------------------------------------------------------------------ helpers
     def J(self, a: Any, dtype: Any = None) -> Any:
@@ -659,197 +1056,175 @@ class JaxAdapter(Adapter):
         return CompiledFunction(path, call, traces, notes)
 
     # ------------------------------------------------------------------------------------------ throughput
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, dict[str, Any], dict[str, Any], Any,
-                                                                        Callable[[Any], dict[str, Array]], list[str]]:
-        """(module, trainable params, frozen params, input data in Flax's layout, the map from trained Flax
-        parameters back to the catalog's names and layouts, notes) for a training workload."""
-        nn = self._api("flax.linen")
-        jnp = self.jnp
-        notes: list[str] = []
-        frozen: dict[str, Any] = {}
-        x = a["x"]
-        if spec_id == "mlp_train":
-            h, c = a["w1"].shape[1], a["w3"].shape[1]
+    def _step_precision(self, precision: str) -> str:
+        """The jax_default_matmul_precision a workload's step runs under (see PRECISION_SETTINGS)."""
+        if precision not in PRECISION_SETTINGS:
+            raise Unsupported(f"no JAX setting for precision {precision!r}", looked_up=[f"precision {precision!r}"])
+        return PRECISION_SETTINGS[precision]
 
-            class MLP(nn.Module):  # type: ignore[misc, name-defined]
-                @nn.compact
-                def __call__(self, x: Any) -> Any:
-                    x = nn.relu(nn.Dense(h, name="fc1")(x))
-                    x = nn.relu(nn.Dense(h, name="fc2")(x))
-                    return nn.Dense(c, name="fc3")(x)
+    def _bf16(self) -> Any:
+        """jax.numpy.bfloat16, looked up at run time."""
+        return require(self.jnp, "bfloat16", "jax.numpy")
 
-            params = {f"fc{i}": {"kernel": a[f"w{i}"], "bias": a[f"b{i}"]} for i in (1, 2, 3)}
+    def _peak_memory(self) -> tuple[Callable[[], int | None], list[str]]:
+        """peak_memory() for a workload built now, and what it means. JAX has no reset of the allocator's peak
+        counter (Device.memory_stats()['peak_bytes_in_use'] covers the whole process), so the workload's own peak is
+        known exactly only when it raised that counter above its value at build time; otherwise None."""
+        if self.device == "cpu":
+            return (lambda: None), []
+        d = self.dev
+        stats = d.memory_stats() or {}
+        if "peak_bytes_in_use" not in stats:
+            return (lambda: None), [f"{d.device_kind}: memory_stats() has no peak_bytes_in_use: peak memory not known"]
+        baseline = int(stats["peak_bytes_in_use"])
 
-            def mlp_catalog(p: Any) -> dict[str, Array]:
-                return {f"{k}{i}": self.N(p[f"fc{i}"][leaf]) for i in (1, 2, 3) for k, leaf in (("w", "kernel"), ("b", "bias"))}
+        def peak() -> int | None:
+            now = int((d.memory_stats() or {}).get("peak_bytes_in_use", 0))
+            return now if now > baseline else None
 
-            return MLP(), params, frozen, x, mlp_catalog, notes
-        if spec_id == "cnn_train":
-            c1, c2, classes = a["conv1_w"].shape[0], a["conv2_w"].shape[0], a["fc_w"].shape[1]
+        return peak, [f"peak memory: {d.device_kind} memory_stats()['peak_bytes_in_use'] when this workload raised it "
+                      f"above its value when the workload was built ({baseline} bytes); JAX has no call that resets "
+                      "that process-wide counter, so a workload that stayed below an earlier peak reports none"]
 
-            class CNN(nn.Module):  # type: ignore[misc, name-defined]
-                @nn.compact
-                def __call__(self, x: Any) -> Any:  # x: NHWC
-                    for name, features in (("conv1", c1), ("conv2", c2)):
-                        x = nn.relu(nn.Conv(features, (3, 3), padding=((1, 1), (1, 1)), name=name)(x))
-                        x = nn.max_pool(x, window_shape=(2, 2), strides=(2, 2))
-                    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)  # flatten in the catalog's NCHW order
-                    return nn.Dense(classes, name="fc")(x)
+    def _counting_jit(self, fn: Callable[..., Any], traced: list[int], **options: Any) -> Any:
+        """jax.jit of fn with a counter in its Python body: that body runs only while JAX traces it, so the counter is
+        the number of traces."""
 
-            params = {"conv1": {"kernel": oihw_to_hwio(a["conv1_w"]), "bias": a["conv1_b"]},
-                      "conv2": {"kernel": oihw_to_hwio(a["conv2_w"]), "bias": a["conv2_b"]},
-                      "fc": {"kernel": a["fc_w"], "bias": a["fc_b"]}}
+        @functools.wraps(fn)
+        def body(*args: Any) -> Any:
+            traced[0] += 1
+            return fn(*args)
 
-            def cnn_catalog(p: Any) -> dict[str, Array]:
-                out = {f"{n}_w": hwio_to_oihw(self.N(p[n]["kernel"])) for n in ("conv1", "conv2")}
-                out |= {f"{n}_b": self.N(p[n]["bias"]) for n in ("conv1", "conv2")}
-                return out | {"fc_w": self.N(p["fc"]["kernel"]), "fc_b": self.N(p["fc"]["bias"])}
+        return self.jax.jit(body, **options)
 
-            notes.append("input converted once to Flax's NHWC layout outside the step; flattened in NCHW order inside")
-            return CNN(), params, frozen, np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))), cnn_catalog, notes
-        if spec_id == "lstm_train":
-            hid, classes = a["wh"].shape[0], a["fc_w"].shape[1]
-
-            class LSTMClassifier(nn.Module):  # type: ignore[misc, name-defined]
-                @nn.compact
-                def __call__(self, x: Any) -> Any:
-                    (_, h), _ = nn.RNN(nn.OptimizedLSTMCell(hid, name="cell"), return_carry=True, name="rnn")(x)
-                    return nn.Dense(classes, name="fc")(h)
-
-            wx, wh = gate_blocks(a["wx"], CANONICAL_LSTM), gate_blocks(a["wh"], CANONICAL_LSTM)
-            cell: dict[str, Any] = {}
-            for gate, fg in FLAX_LSTM_GATES.items():
-                cell[f"i{fg}"] = {"kernel": wx[gate]}
-                cell[f"h{fg}"] = {"kernel": wh[gate]}
-                frozen[f"h{fg}"] = {"bias": np.zeros(hid, np.float32)}
-
-            def lstm_catalog(p: Any) -> dict[str, Array]:
-                cells = p["cell"]
-                stack = {side: np.concatenate([self.N(cells[f"{side}{FLAX_LSTM_GATES[g]}"]["kernel"]) for g in CANONICAL_LSTM],
-                                              axis=-1) for side in ("i", "h")}
-                return {"wx": stack["i"], "wh": stack["h"], "fc_w": self.N(p["fc"]["kernel"]), "fc_b": self.N(p["fc"]["bias"])}
-
-            notes.append("Flax's LSTM cells always carry a bias (on hi/hf/hg/ho): held at zero and not trained, so the "
-                         "trained parameters are the catalog's bias-free LSTM")
-            return (LSTMClassifier(), {"cell": cell, "fc": {"kernel": a["fc_w"], "bias": a["fc_b"]}}, {"cell": frozen}, x,
-                    lstm_catalog, notes)
-        raise KeyError(spec_id)
-
-    def _merge(self, trainable: Any, frozen: Any) -> Any:
-        """Nested-dict union of trainable and frozen parameters."""
-        from flax import traverse_util
-
-        flat = {**traverse_util.flatten_dict(trainable), **traverse_util.flatten_dict(frozen)}
-        return traverse_util.unflatten_dict(flat)
-
-    def _check_tree(self, model: Any, params: dict[str, Any], x: Array) -> None:
-        """The copied parameters must be exactly the module's own (Flax ignores extra entries, which would make
-        the parameter count a lie)."""
-        jax = self.jax
-        expected = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), self.jnp.zeros(x.shape, self.jnp.float32)))
-        want = jax.tree_util.tree_map(lambda v: tuple(v.shape), expected["params"])
-        got = jax.tree_util.tree_map(lambda v: tuple(np.shape(v)), params)
-        if want != got:
-            raise ValueError(f"copied parameters {got} do not match the module's {want}")
-
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The single-op workloads: gemm (jax.numpy.matmul) and conv2d (jax.lax.conv_general_dilated on NCHW/OIHW)."""
         jax, jnp = self.jax, self.jnp
+        if spec.kind != "op":
+            raise NotMapped(f"{spec.id} is a training workload: the harness builds it through model_workload")
+        setting = self._step_precision(precision)
         compiled = mode == "compiled"
-        path = "jax.jit" if compiled else None
         last: list[Any] = [None]
         traced = [0]
+        if spec.id == "gemm":
+            operands = (self.J(arrays["a"], np.float32), self.J(arrays["b"], np.float32))
+            f: Callable[..., Any] = jnp.matmul
+            notes = []
+        elif spec.id == "conv2d":
+            conv = self._api("jax.lax.conv_general_dilated")
+            operands = (self.J(arrays["x"], np.float32), self.J(arrays["w"], np.float32))
+
+            def f(p: Any, q: Any) -> Any:
+                return conv(p, q, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+            notes = ["jax.lax.conv_general_dilated on NCHW/OIHW directly (JAX's convolution takes any layout)"]
+        else:
+            raise NotMapped(f"the jax adapter has no single-op workload {spec.id}")
+        notes.append(PRECISION_NOTES[precision])
+        if precision == "bf16":
+            bf16, inner = self._bf16(), f
+
+            def f(p: Any, q: Any) -> Any:  # noqa: F811 (the op in bfloat16: operands cast inside the step)
+                return inner(p.astype(bf16), q.astype(bf16))
+
+            notes.append("operands cast to bfloat16 inside the step; the output is bfloat16")
+        g = self._counting_jit(f, traced) if compiled else f
+        if compiled:
+            notes.append("the op is one jax.jit; traces() counts runs of its Python body (tracing only)")
 
         def sync() -> None:
             if last[0] is not None:
                 jax.block_until_ready(last[0])
 
-        def jit(fn: Callable[..., Any], **options: Any) -> Any:
-            """jax.jit of fn with a counter in its Python body: that body runs only while JAX traces it, so the
-            counter is the number of traces."""
+        def op_step() -> Any:
+            with jax.default_matmul_precision(setting):
+                last[0] = g(*operands)
+            return last[0]
 
-            @functools.wraps(fn)
-            def body(*args: Any) -> Any:
-                traced[0] += 1
-                return fn(*args)
+        peak, peak_notes = self._peak_memory()
+        notes.extend(peak_notes)
+        return Workload(self._watch_compiles(op_step, sync, notes), sync, 0, "jax.jit" if compiled else None,
+                        notes, observe=lambda y: {"y": np.asarray(y, np.float32)},
+                        compile_scope="op" if compiled else None,
+                        traces=(lambda: traced[0]) if compiled else (lambda: None), peak_memory=peak, precision=precision)
 
-            return jax.jit(body, **options)
-
-        traces: Callable[[], int | None] = (lambda: traced[0]) if compiled else (lambda: None)
-        precision = ("matmuls and convolutions at jax.default_matmul_precision('highest'), full float32 (JAX's "
-                     "default on recent NVIDIA GPUs would be TF32)")
-
-        if spec.kind == "op":
-            if spec.id == "gemm":
-                a, b = self.J(arrays["a"]), self.J(arrays["b"])
-                f: Callable[..., Any] = jnp.matmul
-                args: tuple[Any, ...] = (a, b)
-                notes = [precision]
-            elif spec.id == "conv2d":
-                conv = self._api("jax.lax.conv_general_dilated")
-                x, w = self.J(arrays["x"]), self.J(arrays["w"])
-
-                def f(p: Any, q: Any) -> Any:
-                    return conv(p, q, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
-
-                args = (x, w)
-                notes = ["jax.lax.conv_general_dilated on NCHW/OIHW directly (JAX's convolution takes any layout)", precision]
-            else:
-                raise KeyError(spec.id)
-            g = jit(f) if compiled else f
-            if compiled:
-                notes.append("the op is one jax.jit; traces() counts runs of its Python body (tracing only)")
-
-            def op_step() -> Any:
-                with self._precise():
-                    last[0] = g(*args)
-                return last[0]
-
-            return Workload(self._watch_compiles(op_step, sync, notes), sync, 0, path, notes,
-                            observe=lambda y: {"y": self.N(y)}, compile_scope="op" if compiled else None, traces=traces)
-
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The training step of any catalog model: a Flax Linen module whose __call__ walks the model's nodes (one
+        Flax layer, or jax.numpy where Flax has none, per node kind: CatalogLayers), the catalog's parameters loaded
+        into Flax's layouts (CatalogLayers.load), the mean softmax cross-entropy of optax, jax.value_and_grad and
+        optax.sgd; compiled: the whole step in one jax.jit."""
+        jax = self.jax
         optax = self._api("optax")
-        model, params_np, frozen_np, x_np, to_catalog, notes = self._train_model(spec.id, arrays)
-        self._check_tree(model, self._merge(params_np, frozen_np), x_np)
-        trainable = jax.tree_util.tree_map(lambda v: self.J(v, np.float32), params_np)
-        frozen = jax.tree_util.tree_map(lambda v: self.J(v, np.float32), frozen_np)
-        x, labels = self.J(x_np, np.float32), self.J(arrays["labels"], np.int32)
+        setting = self._step_precision(precision)
+        compiled = mode == "compiled"
+        dtype = self._bf16() if precision == "bf16" else self.jnp.float32
+        layers = CatalogLayers(self, model, dtype)
+        module = layers.module()
+        trainable_np, frozen_np = layers.load(arrays)
+        x_np = layers.input_array(arrays["x"])
+        stats_np = layers.check_tree(module, trainable_np, frozen_np, x_np)
+        put = functools.partial(self.J, dtype=None)
+        trainable = jax.tree_util.tree_map(put, trainable_np)
+        frozen = jax.tree_util.tree_map(put, frozen_np)
+        stats = jax.tree_util.tree_map(put, stats_np)
+        x, labels = put(x_np), self.J(arrays["labels"], np.int32)
         tx = optax.sgd(LEARNING_RATE)
-        notes.append(f"optax.sgd({LEARNING_RATE}) on the mean of optax.softmax_cross_entropy_with_integer_labels")
-        notes.append(precision)
+        xent = optax.softmax_cross_entropy_with_integer_labels
+        mutable = ["batch_stats"] if stats_np else False
 
-        def loss_fn(p: Any, fz: Any, xb: Any, yb: Any) -> Any:
-            logits = model.apply({"params": self._merge(p, fz)}, xb)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+        def loss_fn(p: Any, fz: Any, bs: Any, xb: Any, yb: Any) -> tuple[Any, Any]:
+            variables = {"params": layers.flax_params(p, fz), **({"batch_stats": bs} if mutable else {})}
+            if mutable:
+                logits, updated = module.apply(variables, xb, mutable=mutable)
+                new_stats = updated["batch_stats"]
+            else:
+                logits, new_stats = module.apply(variables, xb), bs
+            return xent(logits.astype(self.jnp.float32), yb).mean(), new_stats
 
-        def train_step(p: Any, opt_state: Any, fz: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
-            loss, grads = jax.value_and_grad(loss_fn)(p, fz, xb, yb)
+        def train_step(p: Any, opt_state: Any, bs: Any, fz: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any, Any]:
+            (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, fz, bs, xb, yb)
             updates, opt_state = tx.update(grads, opt_state, p)
-            return optax.apply_updates(p, updates), opt_state, loss
+            return optax.apply_updates(p, updates), opt_state, new_stats, loss
 
+        notes = layers.notes()
+        notes.append(f"optax.sgd({LEARNING_RATE}) on the mean of optax.softmax_cross_entropy_with_integer_labels "
+                     "(logits in float32)")
+        notes.append(PRECISION_NOTES[precision])
+        traced = [0]
         if compiled:
-            step_fn = jit(train_step, donate_argnums=(0, 1))
-            notes.append("the whole step (forward, loss, gradient, optax SGD update) is one jax.jit; parameters and "
-                         "optimizer state are donated; traces() counts runs of its Python body (tracing only)")
+            step_fn = self._counting_jit(train_step, traced, donate_argnums=(0, 1, 2))
+            notes.append("the whole step (forward, loss, gradient, optax SGD update, batch statistics) is one jax.jit; "
+                         "parameters, optimizer state and batch statistics are donated; traces() counts runs of its "
+                         "Python body (tracing only)")
         else:
             step_fn = train_step
-            notes.append("op-by-op JAX without jit (jax.value_and_grad, optax SGD)")
-            if spec.id == "lstm_train":
+            notes.append("plain JAX without jit: jax.value_and_grad and the optax update run op by op")
+            if any(n.kind in ("lstm_last", "gru") for n in model.nodes):
                 notes.append("flax.linen.RNN runs the time loop as one lax.scan; outside jit JAX compiles that scan and "
                              "its transpose again at every call (jax_log_compiles shows it), which dominates the step")
-        state = {"params": trainable, "opt": tx.init(trainable)}
+        state = {"params": trainable, "opt": tx.init(trainable), "stats": stats}
+        last: list[Any] = [None]
 
         def step() -> Any:
-            with self._precise():
-                state["params"], state["opt"], loss = step_fn(state["params"], state["opt"], frozen, x, labels)
+            with jax.default_matmul_precision(setting):
+                state["params"], state["opt"], state["stats"], loss = step_fn(
+                    state["params"], state["opt"], state["stats"], frozen, x, labels)
             last[0] = (loss, state["params"])
             return loss
 
-        def observe(loss: Any) -> dict[str, Any]:
-            return {"loss": self.N(loss), **to_catalog(state["params"])}
+        def sync() -> None:
+            if last[0] is not None:
+                jax.block_until_ready(last[0])
 
-        count = sum(int(v.size) for v in jax.tree_util.tree_leaves(trainable))
-        return Workload(self._watch_compiles(step, sync, notes), sync, count, path, notes, observe=observe,
-                        compile_scope="step" if compiled else None, traces=traces)
+        def observe(loss: Any) -> dict[str, Any]:
+            return {"loss": np.asarray(loss, np.float64), **layers.catalog_params(state["params"])}
+
+        peak, peak_notes = self._peak_memory()
+        notes.extend(peak_notes)
+        count = sum(int(np.size(v)) for v in jax.tree_util.tree_leaves(trainable_np))
+        return Workload(self._watch_compiles(step, sync, notes), sync, count, "jax.jit" if compiled else None,
+                        notes, observe=observe, compile_scope="step" if compiled else None,
+                        traces=(lambda: traced[0]) if compiled else (lambda: None), peak_memory=peak, precision=precision)
 
     def _watch_compiles(self, step: Callable[[], Any], sync: Callable[[], None], notes: list[str]) -> Callable[[], Any]:
         """The step (returning what it returns), noting once how many XLA compilations its second call (a steady
@@ -877,31 +1252,44 @@ class JaxAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
         """jax.distributed (JAX's own multi-process runtime: rank 0 hosts the coordinator service on host:port, no
-        helper process) plus a jitted shard_map'd lax.psum over a one-device-per-process mesh; on CPU XLA runs the
-        cross-process collective through its built-in Gloo (jax_cpu_collectives_implementation). initialize must
-        come before the backend exists: the adapter's constructor creates no array, so nothing has started it."""
+        helper process) plus a jitted shard_map'd lax.psum over a one-device-per-process mesh. On CPU XLA runs the
+        cross-process collective through its built-in Gloo (jax_cpu_collectives_implementation); on CUDA each
+        process owns exactly the GPU of its device (local_device_ids=[N] for cuda:N, so two ranks never share one)
+        and XLA's GPU collectives (NCCL) do the reduction. initialize must come before the backend exists: the
+        adapter's constructor creates no array, so nothing has started it."""
         jax = self.jax
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-        if self.device == "cpu":
+        platform = jax_platform(self.device)
+        options: dict[str, Any] = {}
+        if platform == "cpu":
             jax.config.update("jax_cpu_collectives_implementation", "gloo")  # the default in 0.10; said explicitly
+        elif platform == "gpu":
+            options["local_device_ids"] = [device_index(self.device)]
+        else:
+            raise NotMapped(f"the jax adapter knows no device {self.device!r}")
         # timeouts under the probe's 150 s per child, so a missing peer is an error, not a hang
         jax.distributed.initialize(coordinator_address=f"{host}:{port}", num_processes=world, process_id=rank,
-                                   initialization_timeout=60, shutdown_timeout_seconds=30)
+                                   initialization_timeout=60, shutdown_timeout_seconds=30, **options)
         try:
-            devices = jax.devices(self._platform())
+            devices = jax.devices(platform)
             # one device per process (the first of each), in process order, as the mesh axis "p"
             per_process = [min((d for d in devices if d.process_index == p), key=lambda d: d.id) for p in range(world)]
+            mine = per_process[rank]
             mesh = Mesh(np.array(per_process), ("p",))
-            local = jax.device_put(np.asarray(value, np.float32)[None], per_process[rank])
+            local = jax.device_put(np.asarray(value, np.float32)[None], mine)
             spec = PartitionSpec("p")
             stacked = jax.make_array_from_single_device_arrays((world, *value.shape), NamedSharding(mesh, spec), [local])
             psum = jax.jit(jax.shard_map(lambda x: jax.lax.psum(x, "p"), mesh=mesh, in_specs=spec, out_specs=spec))
             out = np.asarray(psum(stacked).addressable_data(0))[0]
-            collectives = f", {jax.config.jax_cpu_collectives_implementation}" if self.device == "cpu" else ""
-            return AllReduceResult(f"jax.distributed + jax.shard_map(jax.lax.psum){collectives}", True, out,
-                                   ["the reduced array is a global jax.Array of shape (world, *value.shape), one row "
-                                    "per process, built with jax.make_array_from_single_device_arrays"])
+            collectives = jax.config.jax_cpu_collectives_implementation if platform == "cpu" else "nccl"
+            notes = ["the reduced array is a global jax.Array of shape (world, *value.shape), one row per process, "
+                     "built with jax.make_array_from_single_device_arrays"]
+            if platform == "gpu":
+                notes.append(f"rank {rank} on {self.device}: jax.distributed.initialize(local_device_ids="
+                             f"{options['local_device_ids']}); its device is {mine.device_kind} id {mine.id} "
+                             f"(local hardware id {getattr(mine, 'local_hardware_id', '?')})")
+            return AllReduceResult(f"jax.distributed + jax.shard_map(jax.lax.psum), {collectives}", True, out, notes)
         finally:
             jax.distributed.shutdown()
 

@@ -4,11 +4,16 @@ HybridBlock.hybridize() as the symbolic compile path; the built-in mx.onnx expor
 
 MXNet's engine is asynchronous: every value is read back with asnumpy() (which waits for it), and the throughput
 workloads synchronise with mx.nd.waitall().
+
+Training workloads are catalog models (harness.catalog.models) built node by node from Gluon layers (_node), wired by
+the nodes' input names inside one HybridBlock. Strict float32 is set through environment variables before mxnet is
+imported (STRICT_FP32): MXNet 1.9.1 has no runtime precision switches. "cuda:N" is mx.gpu(N) everywhere.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import subprocess
 import sys
@@ -26,6 +31,7 @@ from harness.adapter import (
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
@@ -34,7 +40,9 @@ from harness.adapter import (
     require_parameter,
     resolve,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
+from harness.catalog.workloads import LEARNING_RATE
 
 # Quiet MXNet's own chatter (subgraph passes on hybridize, storage fallbacks) before it is imported.
 os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
@@ -42,6 +50,7 @@ os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 
 Array = np.ndarray
 CANONICAL_LSTM = "ifgo"  # the catalog's gate order
+CANONICAL_GRU = "rzn"
 # The fused RNN operator behind gluon.rnn documents its packed gate blocks as i, f, c (the catalog's g), o for the
 # LSTM and r, z, n for the GRU, cuDNN's layout, with the GRU reset gate applied after the recurrent matmul.
 MXNET_LSTM = "ifgo"
@@ -58,6 +67,83 @@ PS_HELPER = ("import os, threading, time\n"
              "threading.Thread(target=watch, daemon=True).start()\n"
              "import mxnet\n")
 
+#: strict float32, set in the environment before mxnet is imported (every switch is an environment variable, read by
+#: the library that owns it when it first needs it, never again in the process):
+STRICT_FP32 = {
+    # MXNet: no tensor-core algorithms in its CUDA operators (cached on first use; its documentation: "can only be
+    # set once in a session")
+    "MXNET_CUDA_ALLOW_TENSOR_CORE": "0",
+    # MXNet: no implicit float32 -> float16 casts to reach tensor cores (convolution, RNN, batched GEMM)
+    "MXNET_CUDA_TENSOR_OP_MATH_ALLOW_CONVERSION": "0",
+    # cuBLAS and cuDNN: never TF32. MXNet 1.9.1 has no TF32 switch of its own: built with CUDA 11 it requests
+    # CUBLAS_TF32_TENSOR_OP_MATH for its float32 GEMMs (FullyConnected, batch_dot) and leaves cuDNN convolutions and
+    # RNNs on CUDNN_DEFAULT_MATH, which allow TF32 on Ampere and newer; NVIDIA's process-wide override turns it off
+    "NVIDIA_TF32_OVERRIDE": "0",
+    # oneDNN (MXNet's CPU kernels): float32 primitives compute in float32, no implicit bf16/f16 math (its default,
+    # named explicitly)
+    "DNNL_DEFAULT_FPMATH_MODE": "STRICT",
+}
+
+
+#: the CUDA libraries libmxnet.so (mxnet-cu117) links by name, as NVIDIA's nvidia-*-cu11 wheels install them
+CUDA_LIBRARIES = ("libcudart.so.11.0", "libnvrtc.so.11.2", "libnvToolsExt.so.1", "libcublasLt.so.11", "libcublas.so.11",
+                  "libcufft.so.10", "libcurand.so.10", "libcusparse.so.11", "libcusolver.so.11", "libcudnn.so.8",
+                  "libnccl.so.2")
+
+
+def nvidia_library_dirs() -> list[str]:
+    """site-packages/nvidia/*/lib folders (NVIDIA's CUDA runtime wheels), where requirements-cuda.txt puts them."""
+    import glob
+    import sysconfig
+
+    return sorted(glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "lib")))
+
+
+def preload_cuda_libraries() -> list[str]:
+    """Load the CUDA libraries libmxnet.so links (CUDA_LIBRARIES) from the nvidia-*-cu11 wheels, globally, before
+    mxnet is imported: the dynamic loader then finds each by its name already in the process (libmxnet's RPATH names
+    only its own folder, and LD_LIBRARY_PATH is read at process start). A library another loads first (cuBLAS needs
+    cuBLASLt) is retried until nothing more loads. Returns the paths loaded (none in the CPU environment)."""
+    import ctypes
+
+    found = [os.path.join(d, name) for name in CUDA_LIBRARIES for d in nvidia_library_dirs()
+             if os.path.exists(os.path.join(d, name))]
+    loaded: list[str] = []
+    while found:
+        left = []
+        for path in found:
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                loaded.append(path)
+            except OSError:
+                left.append(path)
+        if len(left) == len(found):
+            break  # what still fails is left to the loader's own error when mxnet is imported
+        found = left
+    return loaded
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """The MXNet context for a harness device string: "cpu" -> ("cpu", 0); "cuda" or "cuda:N" -> ("gpu", N)."""
+    if device == "cpu":
+        return "cpu", 0
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:<index>'")
+    return "gpu", int(index or 0)
+
+
+def _decode_version(library: str, value: int) -> str:
+    """A CUDA library's integer version as major.minor[.patch]: cudaRuntimeGetVersion (and cudaDriverGetVersion)
+    11070 -> 11.7; cudnnGetVersion 8500 -> 8.5.0 (cuDNN 9 counts major * 10000); ncclGetVersion 21403 -> 2.14.3
+    (before 2.9, major * 1000)."""
+    if library in ("cudart", "driver"):
+        return f"{value // 1000}.{value % 1000 // 10}"
+    if library == "cudnn":
+        major, rest = (value // 10000, value % 10000) if value >= 90000 else (value // 1000, value % 1000)
+        return f"{major}.{rest // 100}.{rest % 100}"
+    major, rest = (value // 10000, value % 10000) if value >= 20900 else (value // 1000, value % 1000)
+    return f"{major}.{rest // 100}.{rest % 100}"
 
 
 class MxnetAdapter(Adapter):
@@ -66,14 +152,17 @@ class MxnetAdapter(Adapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
+        self.strict_fp32_before_import = "mxnet" not in sys.modules
+        os.environ.update(STRICT_FP32)
+        self.cuda_libraries = preload_cuda_libraries()
         import mxnet as mx
 
         self.mx = mx
         self.nd = mx.nd
         self.gluon = mx.gluon
         self.autograd = mx.autograd
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        self.ctx = mx.gpu(index) if device.startswith("cuda") else mx.cpu()
+        kind, self.index = parse_device(device)
+        self.ctx = mx.gpu(self.index) if kind == "gpu" else mx.cpu()
         mx.random.seed(0)
 
     # ------------------------------------------------------------------------------------------ identity
@@ -82,22 +171,129 @@ class MxnetAdapter(Adapter):
         out["mxnet"] = self.mx.__version__  # the CUDA wheel is a different distribution with the same module
         return out
 
+    def _cuda_built(self) -> bool:
+        return bool(self.mx.runtime.Features().is_enabled("CUDA"))
+
     def device_available(self) -> tuple[bool, str]:
         if self.device == "cpu":
             return True, ""
-        gpus = self.mx.context.num_gpus()
+        if not self._cuda_built():
+            return False, f"mxnet {self.mx.__version__} is a CPU build (mx.runtime.Features(): CUDA off)"
+        try:
+            gpus = self.mx.context.num_gpus()
+        except self.mx.base.MXNetError as exc:
+            return False, f"mx.context.num_gpus() failed: {str(exc).strip().splitlines()[0][:200]}"
         if gpus == 0:
-            return False, f"mxnet {self.mx.__version__} sees no GPU (mx.context.num_gpus() is 0; a CPU build?)"
+            return False, f"mxnet {self.mx.__version__} sees no GPU (mx.context.num_gpus() is 0)"
+        if self.index >= gpus:
+            return False, f"{self.device} asked for, mxnet sees {gpus} GPU(s) (mx.context.num_gpus())"
+        try:  # one of MXNet's own kernels (a fill): its GPU code must exist for this device's architecture
+            self.nd.ones((1,), ctx=self.ctx).asnumpy()
+        except self.mx.base.MXNetError as exc:
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:200]
+            try:
+                cc = int(self.mx.util.get_cuda_compute_capability(self.ctx))
+                arch = f"compute capability {cc // 10}.{cc % 10}"
+            except (OSError, RuntimeError, ValueError):
+                arch = "compute capability unknown"
+            return False, f"mxnet {self.mx.__version__} cannot run a kernel on {self.device} ({arch}): {first}"
         return True, ""
+
+    def gpu_count(self) -> int:
+        if not self._cuda_built():
+            return 0
+        try:
+            return int(self.mx.context.num_gpus())
+        except self.mx.base.MXNetError:
+            return 0
+
+    def precision_switches(self) -> dict[str, Any]:
+        """The strict-float32 switches as the C runtime MXNet runs in sees them (mx.util.getenv reads libmxnet's own
+        environment, not Python's copy)."""
+        return {name: self.mx.util.getenv(name) for name in STRICT_FP32}
 
     def device_info(self) -> dict[str, Any]:
         features = self.mx.runtime.Features()
-        enabled = sorted(name for name in ("CUDA", "CUDNN", "NCCL", "MKLDNN", "BLAS_OPEN", "BLAS_MKL", "OPENMP")
-                         if features.is_enabled(name))
-        info: dict[str, Any] = {"features": enabled}
-        if self.device != "cpu":
-            info["gpus"] = self.mx.context.num_gpus()
+        enabled = sorted(name for name in ("CUDA", "CUDNN", "NCCL", "CUDA_RTC", "TENSORRT", "MKLDNN", "BLAS_OPEN",
+                                           "BLAS_MKL", "OPENMP", "DIST_KVSTORE") if features.is_enabled(name))
+        info: dict[str, Any] = {
+            "device": self.device, "context": str(self.ctx), "features": enabled,
+            "precision": self.precision_switches(),
+            "precision_notes": [
+                "set in the environment before mxnet was imported" if self.strict_fp32_before_import else
+                "set after mxnet had been imported in this process (each is read on first use, so it still applies "
+                "unless a CUDA operator or oneDNN primitive had already run)",
+                "MXNet 1.9.1 has no TF32 switch: NVIDIA_TF32_OVERRIDE=0 (cuBLAS, cuDNN) is what keeps its float32 "
+                "GEMMs, convolutions and RNNs out of TF32 on Ampere and newer GPUs",
+            ],
+        }
+        if self.device == "cpu":
+            return info
+        available, why = self.device_available()
+        if not available:
+            info["unavailable"] = why
+            return info
+        free, total = self.mx.context.gpu_memory_info(self.index)
+        info.update({"index": self.index, "gpus_visible": self.gpu_count(), "memory_total_bytes": int(total),
+                     "memory_free_bytes": int(free), "cuda_libraries_preloaded": self.cuda_libraries})
+        try:
+            cc = int(self.mx.util.get_cuda_compute_capability(self.ctx))
+            info["compute_capability"] = f"{cc // 10}.{cc % 10}"
+        except (OSError, RuntimeError, ValueError) as exc:
+            info["compute_capability"] = f"unknown ({exc})"
+        info["name"] = self._cuda_device_name()
+        info.update(self._cuda_library_versions())
         return info
+
+    def _cuda_device_name(self) -> str:
+        """The device's name from the CUDA driver (the library mx.util.get_cuda_compute_capability asks; MXNet itself
+        has no name query)."""
+        import ctypes
+
+        try:
+            cuda = ctypes.CDLL("libcuda.so.1")
+            device, name = ctypes.c_int(), ctypes.create_string_buffer(256)
+            if cuda.cuInit(0) or cuda.cuDeviceGet(ctypes.byref(device), self.index) or cuda.cuDeviceGetName(name, 256, device):
+                return "unknown (a CUDA driver call failed)"
+            return name.value.decode(errors="replace")
+        except OSError as exc:
+            return f"unknown ({exc})"
+
+    def _cuda_library_versions(self) -> dict[str, Any]:
+        """The CUDA runtime, cuDNN and NCCL versions this process runs with: asked of the shared libraries libmxnet
+        loaded (found in /proc/self/maps), through each library's own version call. mx.runtime.Features only says
+        whether CUDA/cuDNN/NCCL were built in, not which versions."""
+        import ctypes
+
+        calls = {"cudart": ("libcudart.so", "cudaRuntimeGetVersion", True), "driver": ("libcudart.so", "cudaDriverGetVersion", True),
+                 "cudnn": ("libcudnn.so", "cudnnGetVersion", False), "nccl": ("libnccl.so", "ncclGetVersion", True)}
+        try:
+            with open("/proc/self/maps") as fh:
+                loaded = {line.split()[-1] for line in fh if "/" in line}
+        except OSError:
+            loaded = set()
+        out: dict[str, Any] = {}
+        for key, (prefix, function, by_pointer) in calls.items():
+            home = os.path.dirname(self.mx.__file__)  # the copy libmxnet loaded from its own package first
+            paths = sorted((p for p in loaded if os.path.basename(p).startswith(prefix)), key=lambda p: (not p.startswith(home), p))
+            label = {"cudart": "cuda_runtime_version", "driver": "cuda_driver_supports", "cudnn": "cudnn_version",
+                     "nccl": "nccl_version"}[key]
+            if not paths:
+                out[label] = f"unknown: no {prefix}* among the libraries loaded in this process (statically linked?)"
+                continue
+            try:
+                lib = ctypes.CDLL(paths[0])
+                if by_pointer:
+                    value = ctypes.c_int()
+                    status = getattr(lib, function)(ctypes.byref(value))
+                    out[label] = _decode_version(key, value.value) if status == 0 else f"unknown ({function} returned {status})"
+                else:
+                    getattr(lib, function).restype = ctypes.c_size_t
+                    out[label] = _decode_version(key, int(getattr(lib, function)()))
+                out[f"{label}_library"] = paths[0]
+            except (OSError, AttributeError) as exc:
+                out[label] = f"unknown ({exc})"
+        return out
 
     # ------------------------------------------------------------------------------------------ helpers
     def A(self, a: Any, grad: bool = False) -> Any:
@@ -681,141 +877,337 @@ class MxnetAdapter(Adapter):
     def _data(self, param: Any) -> Array:
         return self.N(param.data(self.ctx))
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Callable[[], dict[str, Array]], list[str]]:
-        """The workload's Gluon model loaded with the catalog's initial parameters, a reader of its parameters in
-        the catalog's names and layouts, and notes."""
-        nn, rnn = self.gluon.nn, self.gluon.rnn
-        if spec_id == "mlp_train":
-            d, h = a["w1"].shape
-            net = nn.HybridSequential()
-            net.add(nn.Dense(h, in_units=d, activation="relu"), nn.Dense(h, in_units=h, activation="relu"),
-                    nn.Dense(a["w3"].shape[1], in_units=h))
-            self._init(net)
-            names = (("w1", "b1"), ("w2", "b2"), ("w3", "b3"))
-            for layer, (w, b) in zip(net, names):
-                self._set(layer, weight=a[w].T, bias=a[b])
+    def _require_precision(self, precision: str) -> None:
+        """Strict float32 is what every workload is built in; TF32 and bfloat16 raise Unsupported with what was
+        looked up (see _tf32_unsupported, _bf16_unsupported)."""
+        if precision == "fp32":
+            return
+        if precision == "tf32":
+            raise self._tf32_unsupported()
+        if precision == "bf16":
+            raise self._bf16_unsupported()
+        raise KeyError(f"unknown precision {precision!r}")
 
-            def read_mlp() -> dict[str, Array]:
-                out = {}
-                for layer, (w, b) in zip(net, names):
-                    out[w], out[b] = self._data(layer.weight).T, self._data(layer.bias)
-                return out
+    def _tf32_unsupported(self) -> Exception:
+        from mxnet.contrib import amp
 
-            return net, read_mlp, ["Dense weights are (out, in): loaded and read back transposed"]
-        if spec_id == "cnn_train":
-            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
-            net = nn.HybridSequential()
-            net.add(nn.Conv2D(c1, 3, padding=1, in_channels=3, activation="relu"), nn.MaxPool2D(2),
-                    nn.Conv2D(c2, 3, padding=1, in_channels=c1, activation="relu"), nn.MaxPool2D(2),
-                    nn.Dense(a["fc_w"].shape[1], in_units=a["fc_w"].shape[0]))  # Dense flattens NCHW in C, H, W order
-            self._init(net)
-            self._set(net[0], weight=a["conv1_w"], bias=a["conv1_b"])
-            self._set(net[2], weight=a["conv2_w"], bias=a["conv2_b"])
-            self._set(net[4], weight=a["fc_w"].T, bias=a["fc_b"])
+        mx = self.mx
+        features = [k for k in mx.runtime.Features().keys() if "TF32" in k.upper()]
+        modules = (mx.util, mx.context, mx.runtime, amp, amp.amp)
+        names = [f"{m.__name__}.{n}" for m in modules for n in dir(m) if "tf32" in n.lower()]
+        if features or names:
+            raise NotImplementedError(f"MXNet names a TF32 switch ({', '.join(features + names)}): map it")
+        return Unsupported(
+            f"MXNet {mx.__version__} has no TF32 switch: mx.runtime.Features() lists no TF32 feature and "
+            "mxnet.util / context / runtime / contrib.amp no tf32 name. Its tensor-core environment variable "
+            "MXNET_CUDA_ALLOW_TENSOR_CORE governs float16 tensor-core algorithms and is read once per process; its "
+            "CUDA 11 builds request TF32 math for float32 GEMMs unconditionally, so this worker keeps NVIDIA's "
+            "process-wide NVIDIA_TF32_OVERRIDE=0 for strict float32, which cannot be lifted for one workload's step",
+            looked_up=["mxnet.runtime.Features(): a TF32 feature",
+                       *(f"{m.__name__}: a name containing 'tf32'" for m in modules)])
 
-            def read_cnn() -> dict[str, Array]:
-                return {"conv1_w": self._data(net[0].weight), "conv1_b": self._data(net[0].bias),
-                        "conv2_w": self._data(net[2].weight), "conv2_b": self._data(net[2].bias),
-                        "fc_w": self._data(net[4].weight).T, "fc_b": self._data(net[4].bias)}
+    def _bf16_unsupported(self) -> Exception:
+        """MXNet's AMP (mxnet.contrib.amp) takes target_dtype 'bfloat16', but its bfloat16 operator lists are
+        oneDNN's (CPU): on a GPU the bfloat16 compute must come from the CUDA kernels, so one AMP-cast
+        FullyConnected (a layer AMP puts in bfloat16) is run on the adapter's GPU and its outcome recorded."""
+        from mxnet.contrib import amp
 
-            return net, read_cnn, []
-        if spec_id == "lstm_train":
-            d, h = a["wx"].shape[0], a["wh"].shape[0]
+        if self.device == "cpu":
+            return NotMapped("bfloat16 is asked on CUDA only; MXNet's CPU (oneDNN) bfloat16 AMP is not mapped")
+        bf16 = amp.amp.bfloat16
+        lp16 = amp.list_lp16_ops(bf16)
+        looked_up = [f"mxnet.contrib.amp.list_lp16_ops(bfloat16) = {lp16}"]
+        try:
+            x, w = self.nd.ones((2, 4), ctx=self.ctx), self.nd.ones((3, 4), ctx=self.ctx)
+            y = self.nd.FullyConnected(self.nd.amp_cast(x, dtype=bf16), self.nd.amp_cast(w, dtype=bf16), no_bias=True,
+                                       num_hidden=3)
+            y.wait_to_read()
+        except self.mx.base.MXNetError as exc:
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")[:240]
+            looked_up.append(f"mxnet.nd.FullyConnected on bfloat16 (amp_cast) arrays on {self.ctx}: {first}")
+            return Unsupported(f"MXNet {self.mx.__version__}'s AMP offers bfloat16, but its GPU kernels do not compute "
+                               f"in it: FullyConnected on bfloat16 arrays on {self.ctx} fails ({first}); its "
+                               "bfloat16 operator lists are oneDNN's (CPU); on the GPU its AMP is float16",
+                               looked_up=looked_up)
+        return NotMapped(f"FullyConnected ran in bfloat16 on {self.ctx}: a bfloat16 AMP training path may exist, and "
+                         "the adapter does not map it")
 
-            class LSTMClassifier(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
-                def __init__(self) -> None:
-                    super().__init__()
-                    with self.name_scope():
-                        self.lstm = rnn.LSTM(h, layout="NTC", input_size=d)
-                        self.fc = nn.Dense(a["fc_w"].shape[1], in_units=h)
+    def _memory_peak(self) -> Callable[[], int | None]:
+        """On a GPU: the device memory this workload made MXNet hold at most. MXNet 1.9 has no peak counter; its GPU
+        pool (the default 'Naive' pool) keeps every buffer it ever allocated for reuse instead of returning it, so the
+        device's used memory (mx.context.gpu_memory_info: total - free) only grows while the workload runs. The pool
+        is emptied when the workload is built and that reading taken as the baseline; peak = reading - baseline
+        (it includes anything another process allocates on the same GPU meanwhile). None on the CPU."""
+        if self.device == "cpu":
+            return lambda: None
+        self.nd.waitall()
+        gc.collect()
+        self.ctx.empty_cache()
+        free, total = self.mx.context.gpu_memory_info(self.index)
+        baseline = total - free
 
-                def hybrid_forward(self, F: Any, x: Any) -> Any:
-                    last = F.slice_axis(self.lstm(x), axis=1, begin=-1, end=None)  # h_T, (B, 1, H); Dense flattens
-                    return self.fc(last)
+        def peak() -> int | None:
+            self.nd.waitall()
+            free_now, total_now = self.mx.context.gpu_memory_info(self.index)
+            return max(int(total_now - free_now - baseline), 0)
 
-            net = LSTMClassifier()
-            self._init(net)
-            zeros = np.zeros(4 * h, np.float32)
-            self._set(net.lstm, l0_i2h_weight=reorder_gates(a["wx"], CANONICAL_LSTM, MXNET_LSTM).T,
-                      l0_h2h_weight=reorder_gates(a["wh"], CANONICAL_LSTM, MXNET_LSTM).T, l0_i2h_bias=zeros, l0_h2h_bias=zeros)
-            for bias in (net.lstm.l0_i2h_bias, net.lstm.l0_h2h_bias):
-                bias.grad_req = "null"  # gluon.rnn.LSTM has no bias-free option: its biases stay 0 and are not trained
-            self._set(net.fc, weight=a["fc_w"].T, bias=a["fc_b"])
+        return peak
 
-            def read_lstm() -> dict[str, Array]:
-                return {"wx": reorder_gates(self._data(net.lstm.l0_i2h_weight).T, MXNET_LSTM, CANONICAL_LSTM),
-                        "wh": reorder_gates(self._data(net.lstm.l0_h2h_weight).T, MXNET_LSTM, CANONICAL_LSTM),
-                        "fc_w": self._data(net.fc.weight).T, "fc_b": self._data(net.fc.bias)}
-
-            return net, read_lstm, ["gluon.rnn.LSTM always has two bias vectors: both fixed at 0 and frozen (grad_req='null'), "
-                                    "so the trainable parameters are the catalog's"]
-        raise KeyError(spec_id)
-
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The single-op workloads: one GEMM (mx.nd.dot) or one convolution (gluon.nn.Conv2D); compiled, the op as a
+        hybridized block."""
+        if spec.kind != "op":
+            raise NotMapped(f"{spec.id} is a training workload: model_workload builds it")
+        self._require_precision(precision)
         compiled = mode == "compiled"
-        path = STATIC_HYBRIDIZE if compiled else None
-        nn = self.gluon.nn
+        peak = self._memory_peak()
+        if spec.id == "gemm":
+            args: tuple[Any, ...] = (self.A(arrays["a"]), self.A(arrays["b"]))
+            block = self._traced_block(lambda F, blk, p, q: F.dot(p, q))
+            eager: Callable[..., Any] = self.nd.dot
+        elif spec.id == "conv2d":
+            w = arrays["w"]
+            conv = self.gluon.nn.Conv2D(w.shape[0], w.shape[2:], padding=1, use_bias=False, in_channels=w.shape[1])
+            self._set(self._init(conv), weight=w)
+            block = self._traced_block(lambda F, blk, x: blk.conv(x), conv=conv)
+            eager = conv
+            args = (self.A(arrays["x"]),)
+        else:
+            raise NotMapped(f"the mxnet adapter has no single-op workload {spec.id}")
+        if compiled:
+            block.hybridize(static_alloc=True, static_shape=True)
+        fn = block if compiled else eager
 
-        def hybridize(block: Any) -> Any:
-            if compiled:
-                block.hybridize(static_alloc=True, static_shape=True)
-            return block
+        def step() -> Any:
+            return fn(*args)
 
-        if spec.kind == "op":
-            if spec.id == "gemm":
-                args: tuple[Any, ...] = (self.A(arrays["a"]), self.A(arrays["b"]))
-                block = hybridize(self._traced_block(lambda F, blk, p, q: F.dot(p, q)))
-                fn: Callable[..., Any] = block if compiled else self.nd.dot
-            elif spec.id == "conv2d":
-                w = arrays["w"]
-                conv = nn.Conv2D(w.shape[0], w.shape[2:], padding=1, use_bias=False, in_channels=w.shape[1])
-                self._set(self._init(conv), weight=w)
-                block = hybridize(self._traced_block(lambda F, blk, x: blk.conv(x), conv=conv))
-                fn = block if compiled else conv
-                args = (self.A(arrays["x"]),)
-            else:
-                raise KeyError(spec.id)
+        return Workload(step, self._sync, 0, STATIC_HYBRIDIZE if compiled else None, observe=lambda y: {"y": self.N(y)},
+                        compile_scope="op" if compiled else None,
+                        traces=(lambda: block.traces) if compiled else (lambda: None), peak_memory=peak, precision=precision)
 
-            def step() -> Any:
-                return fn(*args)
+    # ------------------------------------------------------------------------------------------ catalog models
+    def _node(self, node: Any, shape: tuple[int, ...]) -> tuple[Any, Callable[..., Any], list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]], list[Any]]:
+        """One catalog node in Gluon: (its block or None, its forward fn(F, *inputs), its parameters as (catalog
+        name, Gluon parameter, catalog -> Gluon layout, Gluon -> catalog layout), parameters pinned and untrained).
+        `shape` is the shape of the node's (first) input."""
+        nn, rnn = self.gluon.nn, self.gluon.rnn
+        k, a = node.kind, node.attrs
+        same: Callable[[Array], Array] = lambda v: v  # noqa: E731
+        transposed: Callable[[Array], Array] = lambda v: v.T  # noqa: E731
 
-            return Workload(step, self._sync, 0, path, observe=lambda y: {"y": self.N(y)},
-                            compile_scope="op" if compiled else None,
-                            traces=(lambda: block.traces) if compiled else (lambda: None))
+        def call(block: Any) -> Callable[..., Any]:
+            return lambda F, x: block(x)
 
-        net, read, notes = self._train_model(spec.id, arrays)
-        loss_fn = self.gluon.loss.SoftmaxCrossEntropyLoss()  # per example; Trainer.step(batch) makes the update the mean's
-        # the model and its loss as one block: hybridized, it is one CachedOp, traced once, whose backward MXNet runs too
-        model = hybridize(self._traced_block(lambda F, blk, x, y: blk.loss(blk.net(x), y), net=net, loss=loss_fn))
-        params = {k: p for k, p in net.collect_params().items() if p.grad_req != "null"}
-        trainer = self.gluon.Trainer(params, "sgd", {"learning_rate": 0.01, "momentum": 0.0, "wd": 0.0})
+        if k == "dense":  # Gluon keeps the weight (out, in): the catalog's (in, out) transposed
+            bias = a.get("bias", True)
+            blk = nn.Dense(a["out"], use_bias=bias, flatten=False, in_units=shape[-1])
+            maps = [("w", blk.weight, transposed, transposed)] + ([("b", blk.bias, same, same)] if bias else [])
+            return blk, call(blk), maps, []
+        if k == "conv2d":  # NCHW, weight (O, C, kH, kW): the catalog's layout
+            bias = a.get("bias", False)
+            blk = nn.Conv2D(a["out"], a["kernel"], strides=a["stride"], padding=a["padding"], use_bias=bias,
+                            in_channels=shape[1])
+            return blk, call(blk), [("w", blk.weight, same, same)] + ([("b", blk.bias, same, same)] if bias else []), []
+        if k == "batch_norm":  # inside autograd.record() (train mode) Gluon's BatchNorm uses the batch statistics
+            blk = nn.BatchNorm(axis=1, momentum=0.9, epsilon=NORM_EPS, in_channels=shape[1])
+            return blk, call(blk), [("gamma", blk.gamma, same, same), ("beta", blk.beta, same, same)], []
+        if k == "layer_norm":
+            blk = nn.LayerNorm(axis=-1, epsilon=NORM_EPS, in_channels=shape[-1])
+            return blk, call(blk), [("gamma", blk.gamma, same, same), ("beta", blk.beta, same, same)], []
+        if k == "relu":
+            blk = nn.Activation("relu")
+            return blk, call(blk), [], []
+        if k == "gelu":  # LeakyReLU(act_type='gelu'): 0.5 x (1 + erf(x / sqrt 2)), the exact form
+            blk = nn.GELU()
+            return blk, call(blk), [], []
+        if k == "max_pool":
+            blk = nn.MaxPool2D(pool_size=a["kernel"], strides=a["stride"], padding=a["padding"])
+            return blk, call(blk), [], []
+        if k == "global_avg_pool":  # the block keeps (N, C, 1, 1)
+            blk = nn.GlobalAvgPool2D()
+            return blk, lambda F, x: F.flatten(blk(x)), [], []
+        if k == "flatten":  # (N, C, H, W) -> (N, C*H*W), row-major: the NCHW order
+            blk = nn.Flatten()
+            return blk, call(blk), [], []
+        if k == "add":
+            return None, lambda F, x, y: F.elemwise_add(x, y), [], []
+        if k == "mean_tokens":
+            return None, lambda F, x: F.mean(x, axis=1), [], []
+        if k == "embedding":  # token ids arrive as float32 (MXNet's index convention), exact below 2**24
+            blk = nn.Embedding(a["vocab"], a["dim"])
+            return blk, call(blk), [("table", blk.weight, same, same)], []
+        if k == "positional":
+            blk = self._table_block(shape[1], shape[2])
+            return blk, call(blk), [("table", blk.table, same, same)], []
+        if k == "self_attention":
+            blk = self._attention_block(shape[-1], a["heads"])
+            maps = []
+            for p in "qkvo":
+                dense = getattr(blk, p)
+                maps += [(f"w{p}", dense.weight, transposed, transposed), (f"b{p}", dense.bias, same, same)]
+            return blk, call(blk), maps, []
+        if k in ("lstm_last", "gru"):
+            cell, src, fw = (rnn.LSTM, CANONICAL_LSTM, MXNET_LSTM) if k == "lstm_last" else (rnn.GRU, CANONICAL_GRU, MXNET_GRU)
+            blk = cell(a["hidden"], layout="NTC", input_size=shape[-1])
+
+            def to_fw(v: Array, src: str = src, fw: str = fw) -> Array:  # (in, gates*H) -> (gates*H, in), MXNet's order
+                return reorder_gates(v, src, fw).T if v.ndim == 2 else reorder_gates(v, src, fw)
+
+            def to_catalog(v: Array, src: str = src, fw: str = fw) -> Array:
+                return reorder_gates(v.T, fw, src) if v.ndim == 2 else reorder_gates(v, fw, src)
+
+            maps = [("wx", blk.l0_i2h_weight, to_fw, to_catalog), ("wh", blk.l0_h2h_weight, to_fw, to_catalog)]
+            if k == "gru":  # reset gate after the recurrent matmul, with both biases: the catalog's GRU
+                maps += [("bx", blk.l0_i2h_bias, to_fw, to_catalog), ("bh", blk.l0_h2h_bias, to_fw, to_catalog)]
+                return blk, call(blk), maps, []
+            # gluon.rnn.LSTM always has two bias vectors: pinned at 0, not trained; the last hidden state is the output
+            return blk, lambda F, x: F.reshape(F.slice_axis(blk(x), axis=1, begin=-1, end=None), shape=(0, -1)), maps, \
+                [blk.l0_i2h_bias, blk.l0_h2h_bias]
+        raise NotMapped(f"the mxnet adapter has no mapping for node kind {k!r}")
+
+    def _table_block(self, length: int, dim: int) -> Any:
+        """A learned (length, dim) table added to every sequence of the batch: Gluon has no positional-embedding
+        layer, so a HybridBlock with one parameter and a broadcast add."""
+
+        class Positional(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
+            def __init__(self) -> None:
+                super().__init__()
+                with self.name_scope():
+                    self.table = self.params.get("table", shape=(length, dim))
+
+            def hybrid_forward(self, F: Any, x: Any, table: Any) -> Any:
+                return F.broadcast_add(x, F.expand_dims(table, axis=0))
+
+        return Positional()
+
+    def _attention_block(self, dim: int, heads: int) -> Any:
+        """Multi-head self-attention from Gluon layers and MXNet operators (Gluon 1.9 has no attention layer): four
+        Dense(flatten=False) projections; heads split by reshape/transpose into the batch axis; batch_dot, softmax,
+        batch_dot; heads merged back; the output projection."""
+        Dense = self.gluon.nn.Dense
+        scale = math.sqrt(dim // heads)
+
+        class SelfAttention(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
+            def __init__(self) -> None:
+                super().__init__()
+                with self.name_scope():
+                    self.q, self.k, self.v, self.o = (Dense(dim, flatten=False, in_units=dim) for _ in range(4))
+
+            def hybrid_forward(self, F: Any, x: Any) -> Any:
+                def split(t: Any) -> Any:  # (N, T, D) -> (N*heads, T, D/heads)
+                    return F.reshape(F.transpose(F.reshape(t, shape=(0, 0, heads, -1)), axes=(0, 2, 1, 3)), shape=(-3, 0, 0))
+
+                q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+                att = F.softmax(F.batch_dot(q, k, transpose_b=True) / scale, axis=-1)
+                ctx = F.batch_dot(att, v)  # (N*heads, T, D/heads) -> (N, T, D)
+                merged = F.reshape(F.transpose(F.reshape(ctx, shape=(-4, -1, heads, 0, 0)), axes=(0, 2, 1, 3)), shape=(0, 0, -3))
+                return self.o(merged)
+
+        return SelfAttention()
+
+    def _catalog_net(self, model: Any) -> tuple[Any, list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]], list[Any]]:
+        """The model as one HybridBlock: every node's block registered under the node's name, the nodes run in order
+        wired by their input names, the mean softmax cross-entropy on top; it counts its symbolic traces."""
+        mx = self.mx
+        shapes = model.shapes()
+        steps: list[tuple[str, tuple[str, ...], Callable[..., Any]]] = []
+        blocks: list[tuple[str, Any]] = []
+        maps: list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]] = []
+        pinned: list[Any] = []
+        for node in model.nodes:
+            block, forward, node_maps, node_pinned = self._node(node, shapes[node.inputs[0]])
+            steps.append((node.name, node.inputs, forward))
+            if block is not None:
+                blocks.append((node.name, block))
+            maps += [(f"{node.name}.{name}", param, to_fw, to_cat) for name, param, to_fw, to_cat in node_maps]
+            pinned += node_pinned
+        # per example: the mean over the batch (target "class") or, with labels (N, T), over every token (Gluon
+        # averages each example's tokens, and every example has T of them)
+        loss = self.gluon.loss.SoftmaxCrossEntropyLoss(axis=-1)
+        loss_name = "loss"
+        while loss_name in shapes:
+            loss_name += "_"
+        output = model.output
+
+        class CatalogNet(self.gluon.HybridBlock):  # type: ignore[name-defined, misc]
+            def __init__(self) -> None:
+                super().__init__()
+                self.traces = 0
+                for name, block in blocks:
+                    self.register_child(block, name)
+                self.register_child(loss, loss_name)
+                self.plan = tuple(steps)  # (node, inputs, forward fn): the forward fns call the registered blocks
+
+            def hybrid_forward(self, F: Any, x: Any, labels: Any) -> Any:
+                if F is mx.sym:  # called with Symbols: MXNet is tracing the graph for its CachedOp
+                    self.traces += 1
+                values = {"input": x}
+                for name, inputs, forward in self.plan:
+                    values[name] = forward(F, *(values[i] for i in inputs))
+                return F.mean(loss(values[output], labels))
+
+        return CatalogNet(), maps, pinned
+
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """Any catalog model in Gluon (see _node for each kind), loaded with the catalog's parameters; one step:
+        forward and the mean softmax cross-entropy under autograd.record(), backward, gluon.Trainer's SGD at the
+        catalog's learning rate. Compiled: the model with its loss as one hybridized block (one CachedOp, traced
+        once, which runs forward and its backward); the Trainer's update stays imperative."""
+        self._require_precision(precision)
+        compiled = mode == "compiled"
+        peak = self._memory_peak()
+        net, maps, pinned = self._catalog_net(model)
+        net.initialize(ctx=self.ctx)
+        for name, param, to_fw, _ in maps:
+            param.set_data(self.A(to_fw(arrays[name])))
+        for param in pinned:
+            param.set_data(self.nd.zeros(param.shape, ctx=self.ctx))
+            param.grad_req = "null"
+        trainable = {p.name: p for p in net.collect_params().values() if p.grad_req != "null"}
+        trainer = self.gluon.Trainer(trainable, "sgd", {"learning_rate": LEARNING_RATE, "momentum": 0.0, "wd": 0.0})
+        if compiled:
+            net.hybridize(static_alloc=True, static_shape=True)
         x, labels = self.A(arrays["x"]), self.A(arrays["labels"])
-        batch = x.shape[0]
 
         def train_step() -> Any:
-            with self.autograd.record():
-                loss = model(x, labels)
-            loss.backward()
-            trainer.step(batch)  # rescale_grad = 1 / batch: the summed per-example gradient becomes the mean's
+            with self.autograd.record():  # train mode: BatchNorm on batch statistics
+                loss = net(x, labels)
+            loss.backward()  # grad_req 'write': every step's gradients replace the last (no zeroing needed)
+            trainer.step(1)  # the loss is already the mean: no further rescaling
             return loss
 
         def observe(loss: Any) -> dict[str, Any]:
-            return {"loss": float(self.N(loss).astype(np.float64).mean()), **read()}
+            return {"loss": float(loss.asscalar()), **{name: to_cat(self._data(param)) for name, param, _, to_cat in maps}}
 
-        count = sum(int(np.prod(p.shape)) for p in params.values())
+        notes = ["catalog layouts mapped: Dense weights (out, in) transposed; recurrent weights (gates*H, in) "
+                 f"transposed with gate orders {MXNET_LSTM} (LSTM) and {MXNET_GRU} (GRU), MXNet's fused RNN layout; "
+                 "token ids as float32",
+                 "self_attention composed from 4 gluon.nn.Dense and reshape/transpose/batch_dot/softmax (Gluon 1.9 has "
+                 "no attention layer); positional as a HybridBlock with one (T, D) parameter"]
+        if pinned:
+            notes.append("gluon.rnn.LSTM always has two bias vectors: both fixed at 0 and frozen (grad_req='null'), "
+                         "so the trainable parameters are the catalog's")
         if compiled:
             notes.append("the model and its softmax cross-entropy are one hybridized block (one CachedOp: forward and "
                          "its backward); gluon.Trainer's SGD update runs imperatively after it (Gluon 1.x puts no "
                          "optimizer update into a CachedOp)")
-        return Workload(train_step, self._sync, count, path, notes, observe=observe,
+        if self.device != "cpu":
+            notes.append("peak memory: device memory in use (mx.context.gpu_memory_info) after the steps minus its "
+                         "value when the workload was built with MXNet's pool emptied (MXNet 1.9 has no peak counter; "
+                         "its pool keeps what it allocated)")
+        count = sum(int(np.prod(p.shape)) for p in trainable.values())
+        return Workload(train_step, self._sync, count, STATIC_HYBRIDIZE if compiled else None, notes, observe=observe,
                         compile_scope="forward_backward" if compiled else None,
-                        traces=(lambda: model.traces) if compiled else (lambda: None))
+                        traces=(lambda: net.traces) if compiled else (lambda: None), peak_memory=peak, precision=precision)
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
         mnp = self._api("mxnet.np")  # MXNet's NumPy-compatible interface
         self.mx.npx.set_np()  # mx.np arrays need NumPy semantics switched on (process-wide, in this worker only)
-        return ArrayAPI("mxnet.np", mnp, mnp.array, lambda t: t.asnumpy(), getattr(self.mx.nd, "from_dlpack", None))
+        if self.device != "cpu":  # mx.np's constructors place arrays on the current default context: make it ours
+            self.ctx.__enter__()  # (the `with mx.gpu(i):` scope, held for the rest of this worker)
+        return ArrayAPI("mxnet.np", mnp, lambda a: mnp.array(a, ctx=self.ctx), lambda t: t.asnumpy(),
+                        getattr(self.mx.nd, "from_dlpack", None))
 
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
@@ -829,7 +1221,8 @@ class MxnetAdapter(Adapter):
         helpers: list[subprocess.Popen[bytes]] = []
         if rank == 0:
             for role in ("scheduler", "server"):
-                helpers.append(subprocess.Popen([sys.executable, "-c", PS_HELPER], env={**os.environ, **ps, "DMLC_ROLE": role}))
+                helpers.append(subprocess.Popen([sys.executable, "-c", PS_HELPER], env={**os.environ, **ps, "DMLC_ROLE": role,
+                                                                                      **self._library_path()}))
         os.environ.update(ps, DMLC_ROLE="worker")
         try:
             kv = self.mx.kv.create("dist_sync")
@@ -841,7 +1234,12 @@ class MxnetAdapter(Adapter):
             result = self.N(out)
             notes = [f"ps-lite scheduler on {host}:{port} and 1 server started by rank 0 as subprocesses; "
                      f"the kvstore numbered this worker {kv.rank} of {kv.num_workers} (ps-lite orders workers by "
-                     "arrival, not by the caller's rank)"]
+                     f"arrival, not by the caller's rank); this rank's arrays on {self.ctx}"]
+            if self.device != "cpu":
+                notes.append("on GPUs the dist kvstore still sums through ps-lite over TCP (MXNet 1.9's kvstore 'nccl' "
+                             "is single-process, multi-GPU), staging each GPU array in pinned host memory that its "
+                             "kvstore allocates as Context::CPUPinned(0) (src/kvstore/comm.h): that allocation makes GPU 0 "
+                             "current, so a rank on another GPU also opens a CUDA context on GPU 0 (no data computed there)")
             del kv, out
             gc.collect()  # freeing the kvstore finalizes ps-lite (a barrier over all nodes); the helpers then exit
             return AllReduceResult("mxnet.kvstore.create('dist_sync') init/push/pull (ps-lite)", True, result, notes)
@@ -852,6 +1250,15 @@ class MxnetAdapter(Adapter):
                 except subprocess.TimeoutExpired:
                     helper.kill()
                     helper.wait()
+
+    @staticmethod
+    def _library_path() -> dict[str, str]:
+        """LD_LIBRARY_PATH for a helper process that imports mxnet: the nvidia-*-cu11 library folders first (empty
+        in the CPU environment, where nothing changes)."""
+        dirs = nvidia_library_dirs()
+        if not dirs:
+            return {}
+        return {"LD_LIBRARY_PATH": os.pathsep.join([*dirs, *filter(None, [os.environ.get("LD_LIBRARY_PATH", "")])])}
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_block(self, model: Any) -> Any:

@@ -1,10 +1,12 @@
 """PaddlePaddle adapter: paddle.nn, paddle.nn.functional, paddle.optimizer in dygraph (eager) mode; paddle.jit.to_static
 as the compile path (SOT bytecode translation, the 3.x default, and the AST transcriber with full_graph=True); ONNX
 export through paddle.onnx.export, whose converter is the separate paddle2onnx package; ONNX import with the separate
-x2paddle converter. Layer gradients (the input's and every parameter's) come from paddle.autograd.backward."""
+x2paddle converter. Layer gradients (the input's and every parameter's) come from paddle.autograd.backward. Training
+workloads are catalog models built node by node from paddle.nn layers (model_workload)."""
 
 from __future__ import annotations
 
+import math
 import os
 import types
 import warnings
@@ -15,12 +17,14 @@ from typing import Any
 import numpy as np
 
 from harness.adapter import (
+    PRECISIONS,
     Adapter,
     AllReduceResult,
     ArrayAPI,
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
@@ -29,6 +33,7 @@ from harness.adapter import (
     require_parameter,
     resolve,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
 from harness.catalog.workloads import LEARNING_RATE
 
@@ -37,32 +42,79 @@ Array = np.ndarray
 ParamGrad = tuple[Any, Callable[[Array], Array] | None]
 #: catalog parameter name -> the layer's parameter name (named_parameters()), or (that name, gradient mapping)
 ParamNames = dict[str, "str | tuple[str, Callable[[Array], Array]]"]
-#: a workload parameter: its name in the model, and the maps catalog -> Paddle layout and back (None: same layout)
-WorkloadParam = tuple[str, "Callable[[Array], Array] | None", "Callable[[Array], Array] | None"]
-CANONICAL_LSTM = "ifgo"  # the catalog's gate order
 # paddle.nn.LSTMCell documents weight_ih as the concatenation of W_ii, W_if, W_ig, W_io (rows), i.e. gates i, f, g, o.
 PADDLE_LSTM = "ifgo"
 # paddle.nn.GRUCell documents weight_ih as W_ir, W_iz, W_ic (r, z, candidate) with the reset gate applied to
 # (W_hc h + b_hc), i.e. after the recurrent matmul.
 PADDLE_GRU = "rzn"
-SOT_PATH = "paddle.jit.to_static"  # the default since Paddle 3.0: full_graph=False, SOT bytecode translation
+CATALOG_GATES = {"lstm_last": "ifgo", "gru": "rzn"}  # the orders the catalog's node kinds state
+#: the autograd node of a static program run from dygraph: Dy2StGradNode in Paddle 3.x, GradNodeRunProgram (legacy IR)
+#: and PirGradNodeRunProgram in 2.6
+STATIC_GRAD_NODES = frozenset({"Dy2StGradNode", "GradNodeRunProgram", "PirGradNodeRunProgram"})
+SOT_PATH = "paddle.jit.to_static"  # the default since Paddle 2.6: full_graph=False, SOT bytecode translation
 AST_PATH = "paddle.jit.to_static(full_graph=True)"  # the AST transcriber: the whole function as one static program
+#: set before paddle is imported (both are read when the libraries load)
+ENVIRONMENT = {
+    # Paddle's default allocator since 2.0, made explicit: device memory is taken as tensors need it, not reserved
+    # up front as a fraction of the GPU (the naive_best_fit strategy), so other processes on the GPU are not starved
+    "FLAGS_allocator_strategy": "auto_growth",
+    # oneDNN (bundled with Paddle's CPU kernels) computes float32 as float32: no implicit bf16/tf32 down-conversion
+    "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
+}
 
 
+def paddle_place(device: str) -> str:
+    """Paddle's place string for a harness device: 'cpu' -> 'cpu', 'cuda' -> 'gpu:0', 'cuda:N' -> 'gpu:N'."""
+    if device == "cpu":
+        return "cpu"
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or not (index == "" or index.isdigit()):
+        raise ValueError(f"not a device this adapter knows: {device!r} (cpu, cuda or cuda:N)")
+    return f"gpu:{int(index or 0)}"
 
-def _quiet_imports() -> None:
-    """Paddle logs through glog and warns about a missing ccache on import: keep probe logs readable."""
+
+def rank_environment(rank: int, world: int, host: str, port: int, place: str) -> dict[str, str]:
+    """The environment paddle.distributed.launch would give this rank, read by paddle.distributed.init_parallel_env:
+    host:port is the master (the TCP store every rank joins); NCCL on a GPU place with FLAGS_selected_gpus naming that
+    rank's own GPU, gloo on the CPU. Only the master endpoint is dialled by the process-group path; the others are
+    the nominal per-rank endpoints init_parallel_env checks for, one port above the master per rank."""
+    backend = "gloo" if place == "cpu" else "nccl"
+    endpoints = [f"{host}:{port + r}" for r in range(world)]
+    env = {"PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world),
+           "PADDLE_TRAINER_ENDPOINTS": ",".join(endpoints), "PADDLE_CURRENT_ENDPOINT": endpoints[rank],
+           "PADDLE_MASTER": endpoints[0], "MASTER_ADDR": host, "MASTER_PORT": str(port),
+           "PADDLE_DISTRI_BACKEND": backend}
+    if backend == "nccl":
+        env["FLAGS_selected_gpus"] = place.partition(":")[2]
+    return env
+
+
+def _prepare_environment() -> None:
+    """Before paddle is imported: ENVIRONMENT, and quiet logs (Paddle logs through glog and warns about a missing
+    ccache on import)."""
+    os.environ.update(ENVIRONMENT)
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("GLOG_v", "0")
     os.environ.setdefault("FLAGS_call_stack_level", "1")
     warnings.filterwarnings("ignore", message=".*ccache.*")
 
 
-def _train_step(model: Any, opt: Any, loss_fn: Any, inputs: Any, targets: Any) -> Any:
-    """One training step. A module-level function taking everything as arguments: SOT cannot resume a function with
-    free variables after a graph break ("Break graph in closure is not support"), and Tensor.backward is one, so a
-    closure would fall back to running the whole step eagerly."""
-    loss = loss_fn(model(inputs), targets)
+def _train_step(model: Any, opt: Any, inputs: Any, targets: Any) -> Any:
+    """One training step: the model returns the loss (forward and cross-entropy), then backward and the SGD update.
+    A module-level function taking everything as arguments: SOT cannot resume a function with free variables after a
+    graph break ("Break graph in closure is not support"), and Tensor.backward is one, so a closure would fall back
+    to running the whole step eagerly."""
+    loss = model(inputs, targets)
+    loss.backward()
+    opt.step()
+    opt.clear_grad()
+    return loss
+
+
+def _train_step_autocast(model: Any, opt: Any, inputs: Any, targets: Any, autocast: Any) -> Any:
+    """_train_step with forward and loss inside an automatic mixed-precision context (autocast() makes it)."""
+    with autocast():
+        loss = model(inputs, targets)
     loss.backward()
     opt.step()
     opt.clear_grad()
@@ -75,17 +127,66 @@ class PaddleAdapter(Adapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
-        _quiet_imports()
+        self.place = paddle_place(device)
+        _prepare_environment()
         import paddle
 
         self.paddle = paddle
         self.nn = paddle.nn
         self.F = paddle.nn.functional
-        self.place = "cpu" if device == "cpu" else "gpu:" + (device.partition(":")[2] or "0")
-        if self.device_available()[0]:
-            paddle.set_device(self.place)
+        self.precision_switches = self._strict_float32()
+        self._use_device()
         paddle.seed(0)
         self._copies = 0  # functions given a code object of their own (see _own_code)
+
+    def _use_device(self) -> None:
+        """Make this adapter's device Paddle's current one (paddle.set_device('gpu:N') for cuda:N), where it exists:
+        layers, parameters and compiled programs are placed there."""
+        if self.device_available()[0]:
+            self.paddle.set_device(self.place)
+
+    def _tf32_switches(self) -> tuple[Any, Any, Any, Any] | None:
+        """Paddle's TF32 switches: paddle.base.core.set_cublas_switch / set_cudnn_switch and their getters (None where
+        this paddle lacks them). Both default to on. GPUContext::CublasCall, through which float32 GEMMs go, picks its
+        CUBLAS_TF32_TENSOR_OP_MATH handle only while the cuBLAS switch is on, and the cuDNN convolution kernels take
+        their math type from the cuDNN switch. In a CPU build they exist and govern nothing."""
+        core = self.paddle.base.core
+        names = ("set_cublas_switch", "get_cublas_switch", "set_cudnn_switch", "get_cudnn_switch")
+        found = [getattr(core, n, None) for n in names]
+        return None if any(f is None for f in found) else (found[0], found[1], found[2], found[3])
+
+    def _strict_float32(self) -> dict[str, Any]:
+        """Turn TF32 off for the whole process (the verdict is strict float32) and say what was set, and what does not
+        exist in this build."""
+        p = self.paddle
+        cuda = p.device.is_compiled_with_cuda()
+        out: dict[str, Any] = {"build": f"paddle {p.__version__}, " + (
+            f"CUDA {p.version.cuda()}, cuDNN {p.version.cudnn()}" if cuda else "CPU only (no CUDA: no TF32 anywhere)")}
+        switches = self._tf32_switches()
+        if switches is None:
+            out["paddle.base.core.set_cublas_switch (cuBLAS TF32)"] = "absent in this paddle"
+            out["paddle.base.core.set_cudnn_switch (cuDNN TF32)"] = "absent in this paddle"
+        else:
+            set_cublas, get_cublas, set_cudnn, get_cudnn = switches
+            set_cublas(False)
+            set_cudnn(False)
+            out["paddle.base.core.set_cublas_switch (cuBLAS TF32)"] = bool(get_cublas())
+            out["paddle.base.core.set_cudnn_switch (cuDNN TF32)"] = bool(get_cudnn())
+        if cuda:
+            out["cuDNN RNN (paddle.nn.LSTM / GRU)"] = (
+                "no switch reaches it: Paddle's RNN kernels set up cuDNN with cudnnSetRNNDescriptor_v6 and no math "
+                "type (CUDNN_DEFAULT_MATH, which lets cuDNN use TF32 on Ampere and later); only NVIDIA_TF32_OVERRIDE=0 "
+                "would rule it out, and it would also keep the tf32 workloads from turning TF32 on, so it is not set")
+        flags = ("FLAGS_enable_cublas_tensor_op_math", "FLAGS_gemm_use_half_precision_compute_type", "FLAGS_use_onednn",
+                 "FLAGS_allocator_strategy")
+        for flag in flags:
+            try:
+                out[flag] = p.get_flags([flag])[flag]
+            except Exception:  # a flag this build does not define
+                out[flag] = "not defined in this build"
+        for var in ("ONEDNN_DEFAULT_FPMATH_MODE", "NVIDIA_TF32_OVERRIDE"):
+            out[var] = os.environ.get(var, "unset")
+        return out
 
     # ------------------------------------------------------------------------------------------ identity
     def versions(self) -> dict[str, str]:
@@ -93,25 +194,41 @@ class PaddleAdapter(Adapter):
                                       "x2paddle", "onnx-graphsurgeon", "polygraphy")
         if found["paddlepaddle"] == "not installed" and found["paddlepaddle-gpu"] != "not installed":
             found["paddlepaddle"] = found["paddlepaddle-gpu"]  # the CUDA build is its own distribution on PyPI
+        p = self.paddle
+        cuda = p.version.cuda()
+        found["paddle_running"] = (f"{p.__version__} (" + (f"CUDA {cuda}, cuDNN {p.version.cudnn()} build"
+                                   if p.device.is_compiled_with_cuda() else "CPU build") + ")")
         return found
 
     def device_available(self) -> tuple[bool, str]:
         p = self.paddle
-        if self.device == "cpu":
+        if self.place == "cpu":
             return True, ""
         if not p.device.is_compiled_with_cuda():
             return False, f"paddle {p.__version__} is a CPU build (paddle.device.is_compiled_with_cuda() is False)"
-        if p.device.cuda.device_count() == 0:
-            return False, f"paddle {p.__version__} sees no CUDA device (paddle.device.cuda.device_count() is 0)"
+        count = p.device.cuda.device_count()
+        index = int(self.place.partition(":")[2])
+        if index >= count:
+            return False, f"paddle {p.__version__} sees {count} CUDA device(s) (paddle.device.cuda.device_count()); no {self.device}"
         return True, ""
+
+    def gpu_count(self) -> int:
+        p = self.paddle
+        return int(p.device.cuda.device_count()) if p.device.is_compiled_with_cuda() else 0
 
     def device_info(self) -> dict[str, Any]:
         p = self.paddle
-        info: dict[str, Any] = {"compiled_with_cuda": p.device.is_compiled_with_cuda(), "paddle_device": p.get_device()}
-        if self.device != "cpu" and self.device_available()[0]:
-            props = p.device.cuda.get_device_properties()
-            info.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_bytes=props.total_memory,
-                        cuda=p.version.cuda(), cudnn=p.version.cudnn())
+        info: dict[str, Any] = {"paddle": p.__version__, "compiled_with_cuda": p.device.is_compiled_with_cuda(),
+                                "device": self.device, "paddle_place": self.place, "precision": self.precision_switches}
+        if self.place != "cpu":
+            ok, why = self.device_available()
+            if not ok:
+                info["unavailable"] = why
+                return info
+            props = p.device.cuda.get_device_properties(self.place)
+            info.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_bytes=int(props.total_memory),
+                        cuda=p.version.cuda(), cudnn=p.version.cudnn(),
+                        paddle_device=p.get_device())
         return info
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -654,69 +771,6 @@ class PaddleAdapter(Adapter):
             "the default mode (full_graph=False): SOT translates the Python bytecode into static subgraphs, guarded, and "
             "runs what it cannot capture as Python; trace count = SOT's process-wide translate_count"])
 
-    # ------------------------------------------------------------------------------------------ throughput
-    def _sync(self) -> None:
-        if self.place != "cpu":
-            self.paddle.device.synchronize()
-
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, dict[str, WorkloadParam]]:
-        """The workload's model with the catalog's initial parameters loaded, and for every catalog parameter: the
-        model's parameter name and how its value maps back to the catalog's layout (for observe)."""
-        nn, p = self.nn, self.paddle
-        same = None
-        if spec_id == "mlp_train":
-            d, h = a["w1"].shape
-            c = a["w3"].shape[1]
-            m = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
-            # paddle.nn.Linear weights are (in, out): the catalog's layout
-            layout: dict[str, WorkloadParam] = {"w1": ("0.weight", same, same), "b1": ("0.bias", same, same),
-                                                "w2": ("2.weight", same, same), "b2": ("2.bias", same, same),
-                                                "w3": ("4.weight", same, same), "b3": ("4.bias", same, same)}
-        elif spec_id == "cnn_train":
-            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
-            m = nn.Sequential(nn.Conv2D(3, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(c1, c2, 3, padding=1),
-                              nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Linear(a["fc_w"].shape[0], a["fc_w"].shape[1]))
-            layout = {"conv1_w": ("0.weight", same, same), "conv1_b": ("0.bias", same, same),
-                      "conv2_w": ("3.weight", same, same), "conv2_b": ("3.bias", same, same),
-                      "fc_w": ("7.weight", same, same), "fc_b": ("7.bias", same, same)}
-        elif spec_id == "lstm_train":
-            d, hidden = a["wx"].shape[0], a["wh"].shape[0]
-
-            class LSTMClassifier(nn.Layer):
-                """No biases: paddle.nn.LSTM(bias_ih_attr=False, bias_hh_attr=False) dies with SIGSEGV in its fused CPU
-                kernel (Paddle 3.3.1), so the model steps paddle.nn.LSTMCell over the sequence itself, as
-                paddle.nn.RNN does in dygraph. The loop is the model's own rather than paddle.nn.RNN's because SOT
-                breaks the graph inside paddle.nn.RNN (its get_initial_states builds a class; x[i] by the loop
-                counter), which left the whole LSTM eager under to_static. With bias attrs False the cell keeps zero
-                biases that are not trainable (stop_gradient=True): they are not counted."""
-
-                def __init__(self) -> None:
-                    super().__init__()
-                    self.cell = nn.LSTMCell(d, hidden, bias_ih_attr=False, bias_hh_attr=False)
-                    self.fc = nn.Linear(hidden, a["fc_w"].shape[1])
-
-                def forward(self, x: Any) -> Any:
-                    zeros = p.zeros([x.shape[0], hidden], dtype=x.dtype)
-                    h, state = zeros, (zeros, zeros)
-                    for t in range(x.shape[1]):
-                        h, state = self.cell(x[:, t], state)
-                    return self.fc(h)
-
-            m = LSTMClassifier()
-
-            def to_paddle(w: Array) -> Array:
-                return reorder_gates(w, CANONICAL_LSTM, PADDLE_LSTM).T  # (4H, in) with Paddle's gate blocks
-
-            def to_catalog(w: Array) -> Array:
-                return reorder_gates(w.T, PADDLE_LSTM, CANONICAL_LSTM)
-
-            layout = {"wx": ("cell.weight_ih", to_paddle, to_catalog), "wh": ("cell.weight_hh", to_paddle, to_catalog),
-                      "fc_w": ("fc.weight", same, same), "fc_b": ("fc.bias", same, same)}
-        else:
-            raise KeyError(spec_id)
-        self._load(m, **{name: (a[cat] if fwd is None else fwd(a[cat])) for cat, (name, fwd, _) in layout.items()})
-        return m, layout
-
     def _own_code(self, fn: Callable[..., Any], tag: str) -> Callable[..., Any]:
         """A copy of `fn` with a code object of its own.
 
@@ -757,7 +811,7 @@ class PaddleAdapter(Adapter):
 
     def _check_step_capture(self, loss: Any, before: dict[Any, Any], notes: list[str]) -> None:
         """After a compiled training step: what SOT captured, from Paddle's own records. The loss's autograd
-        graph must consist of static programs' backward nodes (Dy2StGradNode) and the parameters' accumulation nodes
+        graph must consist of static programs' backward nodes (STATIC_GRAD_NODES) and the parameters' accumulation nodes
         only (forward and backward compiled), and no captured program may hold an optimizer op (the update is
         eager). Anything else contradicts the stated scope 'forward_backward' and raises."""
         after = self._sot_cache() or {}
@@ -765,91 +819,417 @@ class PaddleAdapter(Adapter):
         ops: set[str] = set()
         for wrapper in programs:
             concrete = getattr(wrapper, "concrete_program", None)
-            if concrete is not None:
-                ops |= {op.name() for op in concrete.main_program.global_block().ops}
+            if concrete is not None:  # PIR operations name themselves (3.x); the legacy IR's operators have a type (2.6)
+                ops |= {op.name() if callable(getattr(op, "name", None)) else op.type
+                        for op in concrete.main_program.global_block().ops}
         nodes = self._grad_nodes(loss)
-        eager = sorted(nodes - {"Dy2StGradNode", "GradNodeAccumulation"})
+        static = {n for n in nodes if n in STATIC_GRAD_NODES}
+        eager = sorted(nodes - static - {"GradNodeAccumulation"})
         update_ops = sorted(op for op in ops if "sgd" in op)
-        compute = sorted(op for op in ops if not op.startswith("builtin.") and op != "pd_op.data")
+        compute = sorted(op for op in ops if not op.startswith("builtin.") and op not in ("pd_op.data", "feed", "fetch"))
         seen = (f"SOT captured {len(programs)} static subgraph(s) with ops {compute}; the loss's autograd graph has "
                 f"nodes {sorted(nodes)}")
         if not any(n.endswith(seen) for n in notes):
             notes.append(f"checked after each checked step: {seen}")
-        if "Dy2StGradNode" not in nodes or eager:
+        if not static or eager:
             raise RuntimeError(f"SOT did not compile the whole forward pass: the loss's autograd graph has eager nodes "
                                f"{eager or sorted(nodes)}, so the scope is not 'forward_backward'")
         if update_ops:
             raise RuntimeError(f"the captured programs hold the update ({update_ops}): the scope is 'step', not 'forward_backward'")
 
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
-        p = self.paddle
-        compiled = mode == "compiled"
-        path = f"{SOT_PATH} (default: full_graph=False, SOT)" if compiled else None
-        before = self._sot_cache() if compiled else None
-        wrap: Callable[[Any], Any] = (lambda f: p.jit.to_static(self._own_code(f, spec.id))) if compiled else (lambda f: f)
+    # ------------------------------------------------------------------------------------------ throughput
+    def _sync(self) -> None:
+        if self.place != "cpu":
+            self.paddle.device.synchronize(self.place)
 
-        def traces() -> int | None:
-            """Static subgraphs SOT compiled since the workload was built (Paddle's own compile cache)."""
-            now = self._sot_cache()
-            return None if now is None or before is None else len(now.keys() - before.keys())
+    def _precision(self, precision: str) -> tuple[Callable[[], Any] | None, Callable[[Callable[[], Any]], Callable[[], Any]], list[str]]:
+        """How a workload computes in `precision`: (a factory of the autocast context that forward and loss run in,
+        or None; a wrapper around the step that holds the TF32 switches on while it runs; notes)."""
+        if precision not in PRECISIONS:
+            raise KeyError(f"unknown precision {precision!r}")
 
-        if spec.kind == "op":
-            if spec.id == "gemm":
-                args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
+        def unchanged(step: Callable[[], Any]) -> Callable[[], Any]:
+            return step
 
-                def gemm(a: Any, b: Any) -> Any:
-                    return p.matmul(a, b)
+        if precision == "fp32":
+            return None, unchanged, []
+        if precision == "tf32":
+            switches = self._tf32_switches()
+            lookups = ["paddle.base.core.set_cublas_switch", "paddle.base.core.set_cudnn_switch"]
+            if switches is None:
+                raise Unsupported(f"paddle {self.paddle.__version__} has no TF32 switches", looked_up=lookups)
+            if not self.paddle.device.is_compiled_with_cuda():
+                raise Unsupported(f"paddle {self.paddle.__version__} is a CPU build: TF32 is a CUDA tensor-core mode",
+                                  looked_up=["paddle.device.is_compiled_with_cuda()"])
+            if self.place == "cpu":
+                raise Unsupported("Paddle's TF32 switches govern cuBLAS and cuDNN only; this workload runs on the CPU",
+                                  looked_up=[f"{n} (for CPU kernels)" for n in lookups])
+            set_cublas, get_cublas, set_cudnn, get_cudnn = switches
 
-                f = wrap(gemm)
-            elif spec.id == "conv2d":
-                args = (self.T(arrays["x"]), self.T(arrays["w"]))
+            def hold(step: Callable[[], Any]) -> Callable[[], Any]:
+                def tf32_step() -> Any:
+                    saved = (bool(get_cublas()), bool(get_cudnn()))
+                    set_cublas(True)
+                    set_cudnn(True)
+                    try:
+                        return step()
+                    finally:
+                        set_cublas(saved[0])
+                        set_cudnn(saved[1])
+                return tf32_step
 
-                def conv(x: Any, w: Any) -> Any:
-                    return self.F.conv2d(x, w, padding=1)
+            return None, hold, ["TF32 on for this workload's steps only: paddle.base.core.set_cublas_switch(True) and "
+                                "set_cudnn_switch(True) around each step, the strict settings restored after it"]
+        auto_cast = self._api("paddle.amp.auto_cast")
+        require_parameter(auto_cast, "dtype", "paddle.amp.auto_cast")
+        if not self._api("paddle.amp.is_bfloat16_supported")(self.place):
+            raise Unsupported(f"paddle.amp.is_bfloat16_supported({self.place!r}) is False",
+                              looked_up=[f"bfloat16 automatic mixed precision on {self.place}"])
 
-                f = wrap(conv)
-            else:
-                raise KeyError(spec.id)
+        def autocast() -> Any:
+            return auto_cast(enable=True, level="O1", dtype="bfloat16")
 
-            def op_step() -> Any:
-                with p.no_grad():
-                    return f(*args)
+        # auto_cast is a no-op outside CUDA/XPU/custom places (it warns and computes float32): ask it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with autocast():
+                probe = self.paddle.matmul(self.T(np.ones((2, 2), np.float32)), self.T(np.ones((2, 2), np.float32)))
+        if probe.dtype != self.paddle.bfloat16:
+            raise Unsupported(f"paddle.amp.auto_cast(dtype='bfloat16') has no effect on {self.place}: a float32 matmul "
+                              f"under it gives {probe.dtype}",
+                              looked_up=[f"paddle.amp.auto_cast(level='O1', dtype='bfloat16') on {self.place}"])
 
-            return Workload(op_step, self._sync, 0, path, observe=lambda y: {"y": self.N(y)},
-                            compile_scope="op" if compiled else None, traces=traces if compiled else (lambda: None))
-        model, layout = self._train_model(spec.id, arrays)
-        model.train()
-        count = int(sum(int(np.prod(q.shape)) for q in model.parameters() if not q.stop_gradient))
-        opt = p.optimizer.SGD(learning_rate=LEARNING_RATE, parameters=model.parameters())
-        x, labels = self.T(arrays["x"]), self.T(arrays["labels"])
+        return autocast, unchanged, ["paddle.amp.auto_cast(level='O1', dtype='bfloat16') around forward and loss: the "
+                                     "ops on Paddle's O1 list run in bfloat16, parameters, gradients and the SGD update "
+                                     "stay float32"]
 
-        step = _train_step if not compiled else p.jit.to_static(self._own_code(_train_step, spec.id))
+    def _peak_memory(self) -> tuple[Callable[[], int | None], list[str]]:
+        """The device memory Paddle's allocator has held at most since now (the counter is reset here), or None on the
+        CPU. Paddle 2.6 has no reset: its peak counts only once it passes the peak held before the workload."""
+        if self.place == "cpu":
+            return (lambda: None), []
+        cuda = self.paddle.device.cuda
+        reset = getattr(cuda, "reset_max_memory_allocated", None)
+        if reset is not None:
+            reset(self.place)
+            return (lambda: int(cuda.max_memory_allocated(self.place))), []
+        floor = int(cuda.max_memory_allocated(self.place))
+
+        def peak() -> int | None:
+            now = int(cuda.max_memory_allocated(self.place))
+            return now if now > floor else None
+
+        return peak, [f"paddle {self.paddle.__version__} has no paddle.device.cuda.reset_max_memory_allocated: the peak "
+                      "is known only when it passes the process's peak before the workload was built (None otherwise)"]
+
+    def _catalog_layers(self) -> types.SimpleNamespace:
+        """The paddle.nn.Layer classes that wrap Paddle's layers where a node kind needs a little glue (made once per
+        adapter, as paddle is imported at run time). Their forward methods read only their arguments and attributes:
+        no free variables, so SOT captures them whole."""
+        if getattr(self, "_layer_classes", None) is not None:
+            return self._layer_classes
+        nn = self.nn
+
+        class Add(nn.Layer):
+            def forward(self, a: Any, b: Any) -> Any:
+                return a + b
+
+        class Positional(nn.Layer):
+            """A learned (length, dim) table added to (N, length, dim)."""
+
+            def __init__(self, length: int, dim: int) -> None:
+                super().__init__()
+                self.table = self.create_parameter([length, dim], dtype="float32")
+
+            def forward(self, x: Any) -> Any:
+                return x + self.table
+
+        class MeanTokens(nn.Layer):
+            def forward(self, x: Any) -> Any:
+                return x.mean(axis=1)
+
+        class SelfAttention(nn.Layer):
+            """paddle.nn.MultiHeadAttention of a sequence on itself (query = key = value), no mask, no dropout."""
+
+            def __init__(self, dim: int, heads: int) -> None:
+                super().__init__()
+                self.attention = nn.MultiHeadAttention(dim, heads)
+
+            def forward(self, x: Any) -> Any:
+                return self.attention(x, x, x)
+
+        class LastHidden(nn.Layer):
+            """paddle.nn.LSTM (batch first, h0 = c0 = 0): the last hidden state."""
+
+            def __init__(self, size: int, hidden: int) -> None:
+                super().__init__()
+                self.lstm = nn.LSTM(size, hidden)
+
+            def forward(self, x: Any) -> Any:
+                _, (h, _) = self.lstm(x)
+                return h[0]
+
+        class AllHidden(nn.Layer):
+            """paddle.nn.GRU (batch first, h0 = 0): the hidden state at every step."""
+
+            def __init__(self, size: int, hidden: int) -> None:
+                super().__init__()
+                self.gru = nn.GRU(size, hidden)
+
+            def forward(self, x: Any) -> Any:
+                y, _ = self.gru(x)
+                return y
+
+        class CatalogNet(nn.Layer):
+            """A catalog model: its nodes' layers in execution order, each fed the outputs of the nodes it names; the
+            output node's logits go through paddle.nn.CrossEntropyLoss (softmax, mean over every row: the batch, or
+            every token)."""
+
+            def __init__(self, steps: list[tuple[str, Any, tuple[str, ...]]], output: str) -> None:
+                super().__init__()
+                for name, layer, _ in steps:
+                    self.add_sublayer(f"node_{name}", layer)
+                self.steps = steps
+                self.output = output
+                self.loss = nn.CrossEntropyLoss()
+
+            def forward(self, x: Any, labels: Any) -> Any:
+                values = {"input": x}
+                for name, layer, inputs in self.steps:
+                    args = []
+                    for i in inputs:
+                        args.append(values[i])
+                    values[name] = layer(*args)
+                logits = values[self.output]
+                return self.loss(logits.reshape([-1, logits.shape[-1]]), labels.reshape([-1]))
+
+        self._layer_classes = types.SimpleNamespace(Add=Add, Positional=Positional, MeanTokens=MeanTokens,
+                                                    SelfAttention=SelfAttention, LastHidden=LastHidden,
+                                                    AllHidden=AllHidden, CatalogNet=CatalogNet)
+        return self._layer_classes
+
+    def _node_layer(self, node: Any, x: tuple[int, ...], own: set[str]) -> tuple[Any, dict[str, tuple[str, Any, Any]], dict[str, Array]]:
+        """The Paddle layer of one catalog node (x: its first input's shape; own: its catalog parameter names), with
+        the layout of each catalog parameter (the layer's attribute path, catalog -> Paddle, Paddle -> catalog; None:
+        the same layout) and the tensors the adapter adds and pins (attribute path -> value)."""
+        nn, L = self.nn, self._catalog_layers()
+        k, a = node.kind, node.attrs
+        same = None
+        if k == "dense":  # paddle.nn.Linear keeps its weight (in, out): the catalog's layout
+            layer = nn.Linear(x[-1], a["out"], bias_attr=None if "b" in own else False)
+            return layer, {"w": ("weight", same, same), **({"b": ("bias", same, same)} if "b" in own else {})}, {}
+        if k == "conv2d":  # (O, C, k, k), NCHW: Paddle's own layout
+            layer = nn.Conv2D(x[1], a["out"], a["kernel"], stride=a["stride"], padding=a["padding"],
+                              bias_attr=None if "b" in own else False)
+            return layer, {"w": ("weight", same, same), **({"b": ("bias", same, same)} if "b" in own else {})}, {}
+        if k == "batch_norm":  # training mode: batch statistics, biased variance
+            return nn.BatchNorm2D(x[1], epsilon=NORM_EPS), {"gamma": ("weight", same, same), "beta": ("bias", same, same)}, {}
+        if k == "layer_norm":
+            return nn.LayerNorm(x[-1], epsilon=NORM_EPS), {"gamma": ("weight", same, same), "beta": ("bias", same, same)}, {}
+        if k == "relu":
+            return nn.ReLU(), {}, {}
+        if k == "gelu":
+            return nn.GELU(approximate=False), {}, {}
+        if k == "max_pool":  # pads with -inf: padded cells never win
+            return nn.MaxPool2D(a["kernel"], stride=a["stride"], padding=a["padding"]), {}, {}
+        if k == "global_avg_pool":
+            return nn.Sequential(nn.AdaptiveAvgPool2D(1), nn.Flatten()), {}, {}
+        if k == "flatten":  # Paddle computes NCHW: flattening keeps the catalog's order
+            return nn.Flatten(), {}, {}
+        if k == "add":
+            return L.Add(), {}, {}
+        if k == "embedding":  # (vocab, dim): Paddle's layout; a dense gradient (sparse=False)
+            return nn.Embedding(a["vocab"], a["dim"]), {"table": ("weight", same, same)}, {}
+        if k == "positional":
+            return L.Positional(x[1], x[2]), {"table": ("table", same, same)}, {}
+        if k == "mean_tokens":
+            return L.MeanTokens(), {}, {}
+        if k == "self_attention":  # separate q/k/v/out projections, each a paddle.nn.Linear with an (in, out) weight
+            layout = {}
+            for c, proj in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj")):
+                layout[f"w{c}"] = (f"attention.{proj}.weight", same, same)
+                layout[f"b{c}"] = (f"attention.{proj}.bias", same, same)
+            return L.SelfAttention(x[-1], a["heads"]), layout, {}
+        if k in ("lstm_last", "gru"):
+            # Paddle keeps recurrent weights (gates * hidden, in) with its own documented gate blocks
+            ours, theirs = CATALOG_GATES[k], PADDLE_LSTM if k == "lstm_last" else PADDLE_GRU
+
+            def weight_in(w: Array) -> Array:
+                return reorder_gates(w, ours, theirs).T
+
+            def weight_out(w: Array) -> Array:
+                return reorder_gates(w.T, theirs, ours)
+
+            def bias_in(b: Array) -> Array:
+                return reorder_gates(b, ours, theirs)
+
+            def bias_out(b: Array) -> Array:
+                return reorder_gates(b, theirs, ours)
+
+            if k == "gru":
+                return L.AllHidden(x[-1], a["hidden"]), {
+                    "wx": ("gru.weight_ih_l0", weight_in, weight_out), "wh": ("gru.weight_hh_l0", weight_in, weight_out),
+                    "bx": ("gru.bias_ih_l0", bias_in, bias_out), "bh": ("gru.bias_hh_l0", bias_in, bias_out)}, {}
+            zeros = np.zeros(4 * a["hidden"], np.float32)
+            return L.LastHidden(x[-1], a["hidden"]), {
+                "wx": ("lstm.weight_ih_l0", weight_in, weight_out), "wh": ("lstm.weight_hh_l0", weight_in, weight_out)}, {
+                "lstm.bias_ih_l0": zeros, "lstm.bias_hh_l0": zeros}
+        raise NotMapped(f"the {self.name} adapter maps no catalog node kind {k!r}")
+
+    @staticmethod
+    def _attribute(layer: Any, path: str) -> Any:
+        for part in path.split("."):
+            layer = getattr(layer, part)
+        return layer
+
+    def _catalog_net(self, model: Any, arrays: dict[str, Array]) -> tuple[Any, dict[str, tuple[Any, Any]], list[Any], list[str]]:
+        """The model as a Paddle layer with the catalog's initial parameters loaded; for every catalog parameter its
+        Paddle tensor and the map back to the catalog's layout; the trainable tensors (what the optimizer updates);
+        notes."""
+        shapes, param_shapes = model.shapes(), model.param_shapes()
+        steps: list[tuple[str, Any, tuple[str, ...]]] = []
+        found: dict[str, tuple[Any, Any]] = {}
+        pinned: dict[int, tuple[str, Any, Array]] = {}
         notes: list[str] = []
+        for node in model.nodes:
+            own = {full.split(".", 1)[1] for full in param_shapes if full.split(".", 1)[0] == node.name}
+            layer, layout, pins = self._node_layer(node, shapes[node.inputs[0]], own)
+            if set(layout) != own:
+                raise RuntimeError(f"node {node.name} ({node.kind}): the catalog has parameters {sorted(own)}, the "
+                                   f"Paddle layer maps {sorted(layout)}")
+            for pname, (path, to_paddle, to_catalog) in layout.items():
+                tensor = self._attribute(layer, path)
+                value = arrays[f"{node.name}.{pname}"]
+                value = np.asarray(value if to_paddle is None else to_paddle(value), np.float32)
+                if tuple(tensor.shape) != value.shape:
+                    raise ValueError(f"{node.name}.{pname}: Paddle's {path} has shape {tuple(tensor.shape)}, the catalog "
+                                     f"gives {value.shape} after mapping")
+                tensor.set_value(value)
+                found[f"{node.name}.{pname}"] = (tensor, to_catalog)
+            for path, value in pins.items():
+                tensor = self._attribute(layer, path)
+                tensor.set_value(value)
+                pinned[id(tensor)] = (f"{node.name}: {path}", tensor, value)
+            if pins and node.kind == "lstm_last":
+                note = ("lstm_last: paddle.nn.LSTM (its fused rnn kernel: cuDNN on CUDA, Paddle's own on the CPU) with "
+                        "its two bias vectors set to zero and left out of the optimizer, so they stay zero and are not "
+                        "counted: without biases (bias_ih_attr=False) its CPU kernel dies with SIGSEGV, and biases "
+                        "with stop_gradient=True make its backward fail (\"Required tensor shall not be nullptr\"), so "
+                        "they keep taking gradients that nothing applies")
+                if note not in notes:
+                    notes.append(note)
+            steps.append((node.name, layer, tuple(node.inputs)))
+        net = self._catalog_layers().CatalogNet(steps, model.output)
+        trainable = [q for q in net.parameters() if not q.stop_gradient and id(q) not in pinned]
+        mapped = {id(t) for t, _ in found.values()}
+        extra = [q.name for q in trainable if id(q) not in mapped]
+        missing = [n for n, (t, _) in found.items() if t.stop_gradient]
+        if extra or missing:
+            raise RuntimeError(f"the Paddle model's trainable parameters differ from the catalog's: unmapped {extra}, "
+                               f"frozen {missing}")
+        net.pinned = list(pinned.values())
+        return net, found, trainable, notes
+
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """Any catalog model, built node by node from paddle.nn layers (see _node_layer); the step is _train_step:
+        forward and loss, backward, paddle.optimizer.SGD at the catalog's learning rate."""
+        p = self.paddle
+        if mode not in ("eager", "compiled"):
+            raise KeyError(f"unknown mode {mode!r}")
+        compiled = mode == "compiled"
+        self._use_device()
+        autocast, hold, notes = self._precision(precision)
+        peak, memory_notes = self._peak_memory()
+        before = self._sot_cache() if compiled else None
+        net, found, trainable, net_notes = self._catalog_net(model, arrays)
+        net.train()
+        opt = p.optimizer.SGD(learning_rate=LEARNING_RATE, parameters=trainable)
+        count = int(sum(math.prod(q.shape) for q in trainable))
+        x, labels = self.T(arrays["x"]), self.T(arrays["labels"])
+        float32_loss: list[float] = []  # bf16: the loss of a float32 forward, to see that autocast changed the step
+        if autocast is not None:
+            with p.no_grad():
+                float32_loss.append(float(net(x, labels)))
+        fn = _train_step if autocast is None else _train_step_autocast
+        args = (net, opt, x, labels) if autocast is None else (net, opt, x, labels, autocast)
+        notes = [*net_notes, *notes, *memory_notes]
         if compiled:
+            fn = p.jit.to_static(self._own_code(fn, "model"))
             notes.append("the whole train step (forward, cross-entropy, backward, SGD update) goes through "
                          "paddle.jit.to_static in its default SOT mode: the forward pass and the loss become a static "
                          "program whose backward is a static program too, while Tensor.backward and Optimizer.step are "
                          "graph breaks (SOT supports neither), so the backward call and the SGD update run eagerly; "
                          "checked from Paddle's records after each checked step")
-        if spec.id == "lstm_train":
-            notes.append("paddle.nn.LSTMCell stepped over the sequence by the model's own loop, without biases: "
-                         "paddle.nn.LSTM without biases crashes (SIGSEGV) in its fused CPU kernel, and SOT cannot "
-                         "capture paddle.nn.RNN's loop")
+        compiled_fn = fn
+
+        def step() -> Any:
+            return compiled_fn(*args)
 
         def observe(loss: Any) -> dict[str, Any]:
             if compiled:
                 self._check_step_capture(loss, before or {}, notes)
-            named = dict(model.named_parameters())
-            out: dict[str, Any] = {"loss": self.N(loss).reshape(())}
-            for cat, (name, _, back) in layout.items():
-                value = self.N(named[name])
-                out[cat] = value if back is None else back(value)
+            for where, tensor, value in net.pinned:
+                if not np.array_equal(self.N(tensor), value):
+                    raise RuntimeError(f"{where} should stay pinned at its initial value and moved")
+            out: dict[str, Any] = {"loss": self.N(loss.astype("float32")).reshape(())}
+            if float32_loss:  # the first step's loss, from the same parameters as the float32 forward
+                reference = float32_loss.pop()
+                if abs(float(out["loss"]) - reference) <= 2.0**-20 * abs(reference):
+                    raise RuntimeError(f"the bf16 step's loss {float(out['loss'])!r} equals a float32 forward's "
+                                       f"({reference!r}) to float32 precision: autocast changed nothing")
+            for name, (tensor, to_catalog) in found.items():
+                value = self.N(tensor)
+                out[name] = value if to_catalog is None else to_catalog(value)
             return out
 
-        loss_fn = self.F.cross_entropy  # softmax cross-entropy, reduction='mean' (its default)
-        return Workload(lambda: step(model, opt, loss_fn, x, labels), self._sync, count, path, notes, observe=observe,
-                        compile_scope="forward_backward" if compiled else None,
-                        traces=traces if compiled else (lambda: None))
+        return Workload(hold(step), self._sync, count, f"{SOT_PATH} (default: full_graph=False, SOT)" if compiled else None,
+                        notes, observe=observe, compile_scope="forward_backward" if compiled else None,
+                        traces=self._traces(before) if compiled else (lambda: None), peak_memory=peak, precision=precision)
+
+    def _traces(self, before: dict[Any, Any] | None) -> Callable[[], int | None]:
+        def traces() -> int | None:
+            """Static subgraphs SOT compiled since the workload was built (Paddle's own compile cache)."""
+            now = self._sot_cache()
+            return None if now is None or before is None else len(now.keys() - before.keys())
+        return traces
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The single-op workloads: paddle.matmul and paddle.nn.functional.conv2d, forward only."""
+        p = self.paddle
+        compiled = mode == "compiled"
+        self._use_device()
+        autocast, hold, notes = self._precision(precision)
+        peak, memory_notes = self._peak_memory()
+        before = self._sot_cache() if compiled else None
+        wrap: Callable[[Any], Any] = (lambda f: p.jit.to_static(self._own_code(f, spec.id))) if compiled else (lambda f: f)
+        if spec.id == "gemm":
+            args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
+
+            def gemm(a: Any, b: Any) -> Any:
+                return p.matmul(a, b)
+
+            f = wrap(gemm)
+        elif spec.id == "conv2d":
+            args = (self.T(arrays["x"]), self.T(arrays["w"]))
+
+            def conv(x: Any, w: Any) -> Any:
+                return self.F.conv2d(x, w, padding=1)
+
+            f = wrap(conv)
+        else:
+            raise NotMapped(f"the {self.name} adapter has no single-op workload {spec.id}")
+
+        def op_step() -> Any:
+            with p.no_grad():
+                if autocast is None:
+                    return f(*args)
+                with autocast():
+                    return f(*args)
+
+        return Workload(hold(op_step), self._sync, 0, f"{SOT_PATH} (default: full_graph=False, SOT)" if compiled else None,
+                        [*notes, *memory_notes], observe=lambda y: {"y": self.N(y.astype("float32"))},
+                        compile_scope="op" if compiled else None, traces=self._traces(before) if compiled else (lambda: None),
+                        peak_memory=peak, precision=precision)
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -859,19 +1239,12 @@ class PaddleAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
         """paddle.distributed takes its group from the environment that paddle.distributed.launch would set, not from
-        arguments: set it for this rank with host:port as the master (the TCP store every rank joins), let
-        init_parallel_env build the process group (gloo on CPU), all-reduce, and put the environment back."""
+        arguments: set it for this rank (rank_environment: NCCL on this adapter's own GPU, gloo on the CPU), let
+        init_parallel_env build the process group, all-reduce a tensor on this adapter's device, and put the
+        environment back."""
         dist = self._api("paddle.distributed")
-        backend = "gloo" if self.place == "cpu" else "nccl"
-        # Only the first endpoint (the master) is dialled by the process-group path; the others are the nominal
-        # per-rank endpoints init_parallel_env checks for, one port above the master per rank.
-        endpoints = [f"{host}:{port + r}" for r in range(world)]
-        env = {"PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world),
-               "PADDLE_TRAINER_ENDPOINTS": ",".join(endpoints), "PADDLE_CURRENT_ENDPOINT": endpoints[rank],
-               "PADDLE_MASTER": endpoints[0], "MASTER_ADDR": host, "MASTER_PORT": str(port),
-               "PADDLE_DISTRI_BACKEND": backend}
-        if backend == "nccl":
-            env["FLAGS_selected_gpus"] = self.place.partition(":")[2]
+        env = rank_environment(rank, world, host, port, self.place)
+        backend = env["PADDLE_DISTRI_BACKEND"]
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
@@ -879,9 +1252,11 @@ class PaddleAdapter(Adapter):
             try:
                 t = self.T(value.copy())
                 dist.all_reduce(t, op=dist.ReduceOp.SUM)
+                where = str(t.place)
                 return AllReduceResult(f"paddle.distributed.all_reduce ({backend})", True, self.N(t),
                                        ["the group is configured through PADDLE_* / MASTER_* environment variables "
-                                        "(what paddle.distributed.launch sets), read by paddle.distributed.init_parallel_env"])
+                                        "(what paddle.distributed.launch sets), read by paddle.distributed.init_parallel_env",
+                                        f"this rank reduced a tensor on {where} (device {self.device})"])
             finally:
                 dist.destroy_process_group()
         finally:

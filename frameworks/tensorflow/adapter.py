@@ -4,6 +4,10 @@ model.export(format="onnx") and import through the onnx2tf converter.
 
 Keras is channels-last: the catalog's channels-first inputs and outputs are transposed explicitly in the graph (so
 gradients flow back to the NCHW input) and (O, C, k...) kernels are transposed to Keras' (k..., C, O) at load time.
+
+Devices: "cpu" hides every GPU from TensorFlow; "cuda:N" makes physical GPU N the only visible one (so it is this
+process's logical /GPU:0, where everything is placed), with memory growth on every GPU. Precision: strict float32 is
+set at start-up (TF32 off, oneDNN's float32 math mode strict, Keras' dtype policy float32); device_info() says so.
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ import os
 # TensorFlow backend whatever the caller's environment says (this adapter measures Keras on TensorFlow).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
+# GPU memory is taken as it is needed, never preallocated: read by TensorFlow in this process and in every child
+# that imports TensorFlow (the onnx2tf converter), so none starves the other processes on the GPU.
+os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+# Strict float32 in TensorFlow's oneDNN CPU kernels: TF_SET_ONEDNN_FPMATH_MODE=BF16 would let them compute float32
+# ops in bfloat16 (read once, by TensorFlow's MKL utilities), and oneDNN's own default math mode is read from
+# ONEDNN_DEFAULT_FPMATH_MODE; both are fixed here, before TensorFlow loads oneDNN.
+os.environ.pop("TF_SET_ONEDNN_FPMATH_MODE", None)
+os.environ["ONEDNN_DEFAULT_FPMATH_MODE"] = "STRICT"
 
+import functools
 import json
 import re
 import shutil
@@ -22,12 +35,14 @@ import subprocess
 import sys
 import types
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.adapter import (
+    PRECISIONS,
     Adapter,
     AllReduceResult,
     ArrayAPI,
@@ -44,6 +59,7 @@ from harness.adapter import (
     require_parameter,
     resolve,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
 
 Array = np.ndarray
@@ -54,11 +70,24 @@ KERAS_LSTM = "ifgo"
 # keras.layers.GRU's cell splits them into z, r, h (x_z, x_r, x_h in keras/src/layers/rnn/gru.py): update, reset,
 # candidate; the catalog's order is r, z, n.
 KERAS_GRU = "zrn"
+CANONICAL_GRU = "rzn"  # the catalog's GRU gate order
 XLA = "tf.function(jit_compile=True)"
 GRAPH = "tf.function"
 # onnx2tf reads calibration images from this file in its working directory and downloads it when missing.
 ONNX2TF_CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
+
+
+def cuda_index(device: str) -> int | None:
+    """The GPU index of a device string: 'cuda:N' -> N, 'cuda' -> 0, anything else (the CPU) -> None."""
+    if device == "cuda":
+        return 0
+    if device.startswith("cuda:"):
+        index = device.split(":", 1)[1]
+        if not index.isdigit():
+            raise ValueError(f"device {device!r}: the GPU index must be a number")
+        return int(index)
+    return None
 
 
 def to_keras_kernel(w: Array) -> Array:
@@ -77,12 +106,6 @@ def fc_rows_chw_to_hwc(w: Array, c: int, h: int, wd: int) -> Array:
     """Rows of a dense kernel that follows a (C, H, W) flatten, reordered for Keras' (H, W, C) flatten."""
     out = w.shape[1]
     return np.ascontiguousarray(w.reshape(c, h, wd, out).transpose(1, 2, 0, 3).reshape(c * h * wd, out))
-
-
-def fc_rows_hwc_to_chw(w: Array, c: int, h: int, wd: int) -> Array:
-    """The inverse of fc_rows_chw_to_hwc: rows in Keras' (H, W, C) flatten order back to the catalog's (C, H, W)."""
-    out = w.shape[1]
-    return np.ascontiguousarray(w.reshape(h, wd, c, out).transpose(2, 0, 1, 3).reshape(c * h * wd, out))
 
 
 def same_padding_matches(pad: int, kernel: Sequence[int], dilation: int, stride: int, size: Sequence[int]) -> bool:
@@ -110,15 +133,38 @@ class TensorflowAdapter(Adapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
-        import keras
         import tensorflow as tf
+
+        self.tf = tf
+        self._device_problem = ""
+        try:
+            self.gpu_index = cuda_index(device)
+        except ValueError as exc:
+            self.gpu_index, self._device_problem = None, str(exc)
+        if self.gpu_index is None and device != "cpu" and not self._device_problem:
+            self._device_problem = f"the tensorflow adapter runs on 'cpu' or 'cuda[:N]', not {device!r}"
+        # Before anything allocates on a GPU (these settings are refused once TensorFlow's runtime has started):
+        # memory growth on every GPU, then only the GPU in use made visible (none for the CPU).
+        self._gpus = tf.config.list_physical_devices("GPU")
+        try:
+            for gpu in self._gpus:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            if self.gpu_index is None:
+                if self._gpus:
+                    tf.config.set_visible_devices([], "GPU")  # a CPU run stays on the CPU even where a GPU is visible
+            elif self.gpu_index < len(self._gpus):
+                tf.config.set_visible_devices([self._gpus[self.gpu_index]], "GPU")
+        except RuntimeError as exc:
+            self._device_problem = f"TensorFlow's GPU settings could not be made ({exc})"
+        # Strict float32: no TF32 in cuBLAS/cuDNN kernels, and XLA lowers float32 dots and convolutions at precision
+        # HIGHEST while this is off
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        import keras
 
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(f"Keras runs on the {keras.backend.backend()!r} backend, not tensorflow "
                                "(was keras imported before this adapter?)")
-        if device == "cpu":
-            tf.config.set_visible_devices([], "GPU")  # a CPU run stays on the CPU even where a GPU is visible
-        self.tf = tf
+        keras.config.set_dtype_policy("float32")  # float32 variables and compute, unless a workload asks for bf16
         self.keras = keras
         keras.utils.set_random_seed(0)
 
@@ -128,28 +174,73 @@ class TensorflowAdapter(Adapter):
                                      "onnxruntime", "tf2onnx", "onnx2tf", "onnx-graphsurgeon", "ai-edge-litert")
 
     def device_available(self) -> tuple[bool, str]:
-        if self.device == "cpu":
+        if self._device_problem:
+            return False, self._device_problem
+        if self.gpu_index is None:
             return True, ""
-        if not self.tf.config.list_physical_devices("GPU"):
-            return False, f"tensorflow {self.tf.__version__} sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
+        if self.gpu_index >= len(self._gpus):
+            return False, (f"tensorflow {self.tf.__version__} sees {len(self._gpus)} GPU(s) "
+                           f"(tf.config.list_physical_devices('GPU')): no {self.device}")
+        logical = self.tf.config.list_logical_devices("GPU")
+        if len(logical) != 1:
+            return False, f"{self.device}: expected the one visible GPU, TensorFlow lists {[d.name for d in logical]}"
         return True, ""
+
+    def gpu_count(self) -> int:
+        """The GPUs TensorFlow sees (physical devices: hiding all but the one in use does not change this)."""
+        return len(self._gpus)
+
+    def _logical_device(self) -> str:
+        """The device everything runs on: physical GPU N is this process's only visible GPU, so its logical
+        device is GPU:0; the CPU otherwise."""
+        return "/CPU:0" if self.gpu_index is None else "GPU:0"
+
+    def precision_switches(self) -> dict[str, Any]:
+        """The switches that make float32 strict, as they are now."""
+        tf = self.tf
+        return {
+            "tf.config.experimental.enable_tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+            "TF_SET_ONEDNN_FPMATH_MODE": os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "unset"),
+            "ONEDNN_DEFAULT_FPMATH_MODE": os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "unset"),
+            "keras.config.dtype_policy": self.keras.config.dtype_policy().name,
+        }
 
     def device_info(self) -> dict[str, Any]:
         tf = self.tf
         build = dict(tf.sysconfig.get_build_info())
         info: dict[str, Any] = {
+            "device": self.device,
             "keras_backend": self.keras.backend.backend(),
             "image_data_format": self.keras.config.image_data_format(),
             "built_with_cuda": bool(build.get("is_cuda_build", False)),
             "cuda_build": build.get("cuda_version"),
             "cudnn_build": build.get("cudnn_version"),
+            "gpus_seen": len(self._gpus),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "precision": self.precision_switches(),
+            "precision_notes": [
+                "TF32 off: cuBLAS/cuDNN float32 kernels compute in float32, and XLA lowers float32 dots and "
+                "convolutions at PrecisionConfig HIGHEST (it reads the same switch when it compiles)",
+                "TF_SET_ONEDNN_FPMATH_MODE unset (only 'BF16' would let oneDNN CPU kernels compute float32 in "
+                "bfloat16) and ONEDNN_DEFAULT_FPMATH_MODE=STRICT, both fixed before TensorFlow is imported",
+                "TensorFlow has no separate switch for reduced-precision reductions of float32: its cuBLAS float32 "
+                "GEMMs compute in float32 with TF32 off, bfloat16 GEMMs always accumulate in float32",
+            ],
         }
-        gpus = tf.config.list_physical_devices("GPU")
-        if self.device != "cpu" and gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            info.update(name=details.get("device_name"), capability=details.get("compute_capability"))
+        if self.gpu_index is not None and self.gpu_index < len(self._gpus) and not self._device_problem:
+            gpu = self._gpus[self.gpu_index]
+            details = tf.config.experimental.get_device_details(gpu)
+            memory = tf.config.experimental.get_memory_info(self._logical_device())
+            info.update(
+                name=details.get("device_name"), compute_capability=details.get("compute_capability"),
+                physical_device=gpu.name, logical_device=self._logical_device(),
+                visible_gpus=[d.name for d in tf.config.get_visible_devices("GPU")],
+                memory_growth=tf.config.experimental.get_memory_growth(gpu),
+                memory_in_use_bytes=memory.get("current"),
+                memory_total="not reported by TensorFlow (get_device_details gives the name and compute capability "
+                             "only): see the environment's nvidia-smi entry",
+            )
         return info
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -760,96 +851,114 @@ class TensorflowAdapter(Adapter):
         # Documented for benchmarking: waits for every device's queued work (a cheap barrier on the CPU).
         self.tf.test.experimental.sync_devices()
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, Array, dict[str, Source], list[str]]:
-        """The Keras model with the catalog's initial parameters, the input in Keras' layout, and every catalog
-        parameter as the model's variable with the map from Keras' layout back to the catalog's."""
-        keras, L = self.keras, self.keras.layers
-        if spec_id == "mlp_train":
-            d, h = a["w1"].shape
-            c = a["w3"].shape[1]
-            m = keras.Sequential([keras.Input((d,)), L.Dense(h, activation="relu"), L.Dense(h, activation="relu"), L.Dense(c)])
-            params: dict[str, Source] = {}
-            for layer, w, b in zip(m.layers, ("w1", "w2", "w3"), ("b1", "b2", "b3")):
-                self._load(layer, kernel=a[w], bias=a[b])
-                params |= self._params(layer, **{w: ("kernel", None), b: ("bias", None)})
-            return m, a["x"], params, []
-        if spec_id == "cnn_train":
-            x = np.ascontiguousarray(a["x"].transpose(0, 2, 3, 1))  # the data in Keras' NHWC layout, once
-            hw = x.shape[1]
-            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
-            m = keras.Sequential([keras.Input(x.shape[1:]), L.Conv2D(c1, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
-                                  L.Conv2D(c2, 3, padding="same", activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-                                  L.Dense(a["fc_w"].shape[1])])
-            conv1, _, conv2, _, _, fc = m.layers
-            self._load(conv1, kernel=to_keras_kernel(a["conv1_w"]), bias=a["conv1_b"])
-            self._load(conv2, kernel=to_keras_kernel(a["conv2_w"]), bias=a["conv2_b"])
-            self._load(fc, kernel=fc_rows_chw_to_hwc(a["fc_w"], c2, hw // 4, hw // 4), bias=a["fc_b"])
-            params = {**self._params(conv1, conv1_w=("kernel", from_keras_kernel), conv1_b=("bias", None)),
-                      **self._params(conv2, conv2_w=("kernel", from_keras_kernel), conv2_b=("bias", None)),
-                      **self._params(fc, fc_w=("kernel", lambda k: fc_rows_hwc_to_chw(k, c2, hw // 4, hw // 4)),
-                                     fc_b=("bias", None))}
-            return m, x, params, ["input transposed NCHW -> NHWC once when built; the dense rows reordered to the NHWC "
-                                  "flatten, so the model equals the catalog's (C, H, W) flatten"]
-        if spec_id == "lstm_train":
-            h = a["wh"].shape[0]
-            m = keras.Sequential([keras.Input(a["x"].shape[1:]), L.LSTM(h, use_bias=False), L.Dense(a["fc_w"].shape[1])])
-            lstm, fc = m.layers
-            self._load(lstm, kernel=reorder_gates(a["wx"], CANONICAL_LSTM, KERAS_LSTM),
-                       recurrent_kernel=reorder_gates(a["wh"], CANONICAL_LSTM, KERAS_LSTM))
-            self._load(fc, kernel=a["fc_w"], bias=a["fc_b"])
+    def _placement(self) -> Any:
+        """tf.device for the device in use: on CUDA the chosen GPU (the only one this process made visible, so its
+        logical name is /GPU:0), else the CPU."""
+        return self.tf.device(self._logical_device())
 
-            def back(k: Array) -> Array:
-                return reorder_gates(k, KERAS_LSTM, CANONICAL_LSTM)
+    def _reset_peak(self) -> None:
+        if self.gpu_index is not None:
+            self.tf.config.experimental.reset_memory_stats(self._logical_device())
 
-            params = {**self._params(lstm, wx=("kernel", back), wh=("recurrent_kernel", back)),
-                      **self._params(fc, fc_w=("kernel", None), fc_b=("bias", None))}
-            return m, a["x"], params, []
-        raise KeyError(spec_id)
+    def _peak(self) -> int | None:
+        if self.gpu_index is None:
+            return None
+        return int(self.tf.config.experimental.get_memory_info(self._logical_device())["peak"])
 
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
-        from harness.catalog.workloads import LEARNING_RATE
+    def _check_precision(self, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise KeyError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+        if precision == "tf32" and self.gpu_index is None:
+            gpus = [d.name for d in self.tf.config.list_logical_devices("GPU")]
+            raise Unsupported("TF32 is a format of NVIDIA GPU tensor cores: "
+                              "tf.config.experimental.enable_tensor_float_32_execution switches it for GPU kernels only, "
+                              f"and this {self.device} run has no GPU (logical GPU devices: {gpus})",
+                              looked_up=["tf.config.experimental.enable_tensor_float_32_execution",
+                                         f"tf.config.list_logical_devices('GPU') -> {gpus}"])
 
+    def _with_precision(self, precision: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """The step under the device scope; for tf32 with TensorFlow's TF32 switch on for the step only (restored
+        after; an XLA step reads the switch when it compiles, on the first call, which is inside this too)."""
         tf = self.tf
+
+        def step() -> Any:
+            with self._placement():
+                if precision != "tf32":
+                    return fn()
+                before = tf.config.experimental.tensor_float_32_execution_enabled()
+                tf.config.experimental.enable_tensor_float_32_execution(True)
+                try:
+                    return fn()
+                finally:
+                    tf.config.experimental.enable_tensor_float_32_execution(before)
+
+        return step
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The single-op workloads (gemm, conv2d). bf16: the operands cast to bfloat16 in the step and the product
+        computed in bfloat16 (what a Keras mixed_bfloat16 layer does with its inputs and float32 variables)."""
+        tf = self.tf
+        self._check_precision(precision)
         compiled = mode == "compiled"
-        path = f"{XLA} (XLA)" if compiled else None
-
-        def wrap(f: Callable[..., Any]) -> Any:
-            return tf.function(f, jit_compile=True) if compiled else f
-
-        def traces_of(f: Any) -> Callable[[], int | None]:
-            return (lambda: int(f.experimental_get_tracing_count())) if compiled else (lambda: None)
-
-        if spec.kind == "op":
-            notes: list[str] = []
-            to_catalog: Callable[[Array], Array] = lambda y: y  # noqa: E731
+        notes: list[str] = []
+        to_catalog: Callable[[Array], Array] = lambda y: y  # noqa: E731
+        with self._placement():
+            self._reset_peak()
             if spec.id == "gemm":
                 args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
-                f = wrap(lambda p, q: tf.matmul(p, q))
+                op: Callable[..., Any] = tf.matmul
             elif spec.id == "conv2d":
                 # NCHW data and (O, C, kH, kW) weights in TensorFlow's NHWC / (kH, kW, C, O), converted once
                 args = (self.T(arrays["x"].transpose(0, 2, 3, 1)), self.T(to_keras_kernel(arrays["w"])))
-                f = wrap(lambda p, q: tf.nn.conv2d(p, q, strides=1, padding=[[0, 0], [1, 1], [1, 1], [0, 0]]))
+
+                def op(p: Any, q: Any) -> Any:
+                    return tf.nn.conv2d(p, q, strides=1, padding=[[0, 0], [1, 1], [1, 1], [0, 0]])
+
                 to_catalog = lambda y: y.transpose(0, 3, 1, 2)  # noqa: E731  NHWC output read back as NCHW
                 notes.append("tf.nn.conv2d on NHWC data (transposed once when built), explicit padding 1")
             else:
-                raise KeyError(spec.id)
+                raise NotMapped(f"the tensorflow adapter has no single-op workload {spec.id!r}")
 
-            def op_step() -> Any:
-                return f(*args)
+        def run_op(*xs: Any) -> Any:
+            if precision == "bf16":
+                xs = tuple(tf.cast(v, tf.bfloat16) for v in xs)
+            return op(*xs)
 
-            return Workload(op_step, self._sync, 0, path, notes, observe=lambda y: {"y": to_catalog(self.N(y))},
-                            compile_scope="op" if compiled else None, traces=traces_of(f))
+        f = tf.function(run_op, jit_compile=True) if compiled else run_op
+        if precision == "bf16":
+            notes.append("operands cast to bfloat16 inside the step; float32 storage")
+        step = self._with_precision(precision, lambda: f(*args))
+        return Workload(step, self._sync, 0, f"{XLA} (XLA)" if compiled else None, notes,
+                        observe=lambda y: {"y": to_catalog(self.N(tf.cast(y, tf.float32)))},
+                        compile_scope="op" if compiled else None,
+                        traces=(lambda: int(f.experimental_get_tracing_count())) if compiled else (lambda: None),
+                        peak_memory=self._peak, precision=precision)
 
-        model, x_np, params, notes = self._train_model(spec.id, arrays)
-        x, labels = self.T(x_np), self.T(arrays["labels"])
-        loss_fn = self.keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # mean over the batch
-        opt = self.keras.optimizers.SGD(learning_rate=LEARNING_RATE)
-        variables = model.trainable_variables
-        opt.build(variables)
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """A catalog model as a Keras functional model, one Keras layer (or Keras op) per node, built from the node
+        kinds alone; the step: GradientTape over the forward pass and the mean sparse softmax cross-entropy, and
+        one keras.optimizers.SGD update. Compiled: the whole step is one tf.function(jit_compile=True) (XLA)."""
+        from harness.catalog.workloads import LEARNING_RATE
+
+        tf, keras = self.tf, self.keras
+        self._check_precision(precision)
+        compiled = mode == "compiled"
+        policy = "mixed_bfloat16" if precision == "bf16" else "float32"
+        with self._placement():
+            self._reset_peak()
+            built = _KerasModelBuilder(self, model, arrays, policy, compiled).build()
+            net, params, x_np, notes = built
+            x, labels = self.T(x_np), self.T(arrays["labels"])
+            # mean over every label: over the batch (labels (N,)) or over every token (labels (N, T))
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            opt = keras.optimizers.SGD(learning_rate=LEARNING_RATE)
+            variables = net.trainable_variables
+            opt.build(variables)
 
         def train_step() -> Any:
+            # no gradients to zero: the tape computes fresh ones on every step
             with tf.GradientTape() as tape:
-                loss = loss_fn(labels, model(x, training=True))
+                loss = loss_fn(labels, net(x, training=True))
             opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss
 
@@ -860,12 +969,19 @@ class TensorflowAdapter(Adapter):
                 out[name] = back(value) if back is not None else value
             return out
 
-        step = wrap(train_step)
+        fn = tf.function(train_step, jit_compile=True) if compiled else train_step
         if compiled:
             notes.append("the whole step (forward, loss, GradientTape gradient, SGD update) is one XLA-compiled tf.function")
+        if precision == "bf16":
+            notes.append("Keras mixed precision: every layer built with the 'mixed_bfloat16' policy (float32 variables, "
+                         "bfloat16 compute), the logits cast to float32 for the loss")
+        if precision == "tf32":
+            notes.append("tf.config.experimental.enable_tensor_float_32_execution(True) for the step only, restored after")
         count = sum(int(np.prod(v.shape)) for v in variables)
-        return Workload(step, self._sync, count, path, notes, observe=observe,
-                        compile_scope="step" if compiled else None, traces=traces_of(step))
+        return Workload(self._with_precision(precision, fn), self._sync, count, f"{XLA} (XLA)" if compiled else None,
+                        notes, observe=observe, compile_scope="step" if compiled else None,
+                        traces=(lambda: int(fn.experimental_get_tracing_count())) if compiled else (lambda: None),
+                        peak_memory=self._peak, precision=precision)
 
     # ------------------------------------------------------------------------------------------ numerics
     def array_api(self) -> ArrayAPI:
@@ -875,27 +991,32 @@ class TensorflowAdapter(Adapter):
 
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
-        """tf.distribute's MultiWorkerMirroredStrategy (one CPU replica per process, RING collectives over gRPC).
-        Every TensorFlow worker serves its own gRPC port and the strategy needs the whole cluster up front, so worker
-        r listens on port + r (rank 0 on the probe's own port); the cluster is given through a SimpleClusterResolver
-        rather than the TF_CONFIG environment variable."""
+        """tf.distribute's MultiWorkerMirroredStrategy, one replica per process on self.device: on the CPU with RING
+        collectives over gRPC; on CUDA with NCCL on the rank's own GPU (cuda:r is the only GPU its process sees, so
+        the strategy's one local device is that GPU). Every TensorFlow worker serves its own gRPC port and the
+        strategy needs the whole cluster up front, so worker r listens on port + r (rank 0 on the probe's own port);
+        the cluster is given through a SimpleClusterResolver rather than the TF_CONFIG environment variable."""
         tf = self.tf
         spec = tf.train.ClusterSpec({"worker": [f"{host}:{port + r}" for r in range(world)]})
         resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec, task_type="worker", task_id=rank,
                                                                         rpc_layer="grpc")
-        ring = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=ring)
-        local = self.T(value)
+        kinds = tf.distribute.experimental.CommunicationImplementation
+        implementation = kinds.RING if self.gpu_index is None else kinds.NCCL
+        options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
+        with self._placement():
+            local = self.T(value)
 
         def step() -> Any:
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
 
         (out,) = strategy.experimental_local_results(strategy.run(step))
+        devices = list(strategy.extended.worker_devices)
         notes = [f"cluster of {world} gRPC workers on {host}:{port}..{port + world - 1} (worker r on port + r); "
-                 f"{strategy.num_replicas_in_sync} replicas in sync"]
-        return AllReduceResult("tf.distribute.MultiWorkerMirroredStrategy (ReplicaContext.all_reduce, RING)", True,
-                               self.N(out), notes)
+                 f"{strategy.num_replicas_in_sync} replicas in sync; this rank's device {self.device}: {devices}, "
+                 f"result on {out.device}"]
+        return AllReduceResult(f"tf.distribute.MultiWorkerMirroredStrategy (ReplicaContext.all_reduce, {implementation.name})",
+                               True, self.N(out), notes)
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:
@@ -978,3 +1099,268 @@ class TensorflowAdapter(Adapter):
             notes.append(f"keep_ncw_or_nchw_or_ncdhw_input_names={keep_nchw}: the imported model keeps the ONNX NCHW "
                          "input instead of onnx2tf's default NHWC")
         return ImportResult("onnx2tf", version, run, notes)
+
+
+@dataclass
+class _Value:
+    """A node's output in the Keras graph: a catalog (N, C, H, W) value may be held channels-last, (N, H, W, C)."""
+
+    tensor: Any
+    channels_last: bool = False
+
+
+class _KerasModelBuilder:
+    """A catalog model (harness.catalog.models) as a Keras functional model: one Keras layer (or Keras op) per node,
+    chosen by the node's kind alone, wired by the nodes' input names, with the catalog's initial parameters loaded in
+    Keras' layouts. Convolutions, pooling and batch normalisation of images run channels-last (TensorFlow's CPU
+    convolutions take no other layout): the image input is transposed once, when built, and a value goes back to the
+    catalog's channels-first layout only where a node needs it (flatten, which must flatten in (C, H, W) order)."""
+
+    def __init__(self, adapter: TensorflowAdapter, model: Any, arrays: dict[str, Array], policy: str, compiled: bool) -> None:
+        self.adapter = adapter
+        self.keras = adapter.keras
+        self.L = adapter.keras.layers
+        self.model = model
+        self.arrays = arrays
+        self.policy = policy  # the Keras dtype policy of every layer: "float32" or "mixed_bfloat16"
+        self.compiled = compiled
+        self.params: dict[str, Source] = {}
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------------------------------------ the model
+    def build(self) -> tuple[Any, dict[str, Source], Array, list[str]]:
+        """(the Keras model, every catalog parameter as (variable, back-map to the catalog layout), the input data
+        in the model's layout, notes for the record)."""
+        keras, model = self.keras, self.model
+        x = np.asarray(self.arrays["x"])
+        image = model.input_kind == "image"
+        if image:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+            self._note("the NCHW image input is transposed to NHWC once, when built; convolutions, pooling and batch "
+                       "normalisation run channels-last")
+        inp = keras.Input(shape=x.shape[1:], batch_size=x.shape[0], dtype="int64" if model.input_kind == "tokens" else "float32")
+        values: dict[str, _Value] = {"input": _Value(inp, image)}
+        for node in model.nodes:
+            make = getattr(self, f"kind_{node.kind}", None)
+            if make is None:
+                raise NotMapped(f"the tensorflow adapter maps no node kind {node.kind!r}")
+            values[node.name] = make(node, [values[name] for name in node.inputs])
+        logits = self._canonical(values[model.output]).tensor
+        if self.policy != "float32":  # Keras' mixed precision guide: the model's output in float32 for the loss
+            logits = self.L.Activation("linear", dtype="float32")(logits)
+        net = keras.Model(inp, logits)
+        mapped = {id(var) for var, _ in self.params.values()}
+        loose = [v.path for v in net.trainable_variables if id(v) not in mapped]
+        missing = [name for name in model.param_shapes() if name not in self.params]
+        if loose or missing:
+            raise KeyError(f"trainable variables without a catalog parameter: {loose}; catalog parameters without a "
+                           f"variable: {missing}")
+        return net, self.params, x, self.notes
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _layer(self, cls: Any, **kwargs: Any) -> Any:
+        return cls(dtype=self.policy, **kwargs)
+
+    def _p(self, node: Any, name: str) -> Array:
+        return np.asarray(self.arrays[f"{node.name}.{name}"], np.float32)
+
+    def _load(self, node: Any, layer: Any, values: dict[str, Array],
+              params: dict[str, tuple[str, Callable[[Array], Array] | None]]) -> None:
+        """Set every variable of `layer` (values: variable path suffix -> array in Keras' layout) and register the
+        node's catalog parameters (name -> (variable path suffix, map of the Keras-layout value back))."""
+        self.adapter._load(layer, **values)
+        for pname, (key, back) in params.items():
+            self.params[f"{node.name}.{pname}"] = (self.adapter._var(layer, key), back)
+
+    def _channels_last(self, v: _Value) -> _Value:
+        if v.channels_last:
+            return v
+        if len(v.tensor.shape) != 4:
+            raise ValueError(f"a channels-last layer needs an (N, C, H, W) value, not shape {tuple(v.tensor.shape)}")
+        return _Value(self._layer(self.L.Permute, dims=(2, 3, 1))(v.tensor), True)
+
+    def _canonical(self, v: _Value) -> _Value:
+        if not v.channels_last:
+            return v
+        return _Value(self._layer(self.L.Permute, dims=(3, 1, 2))(v.tensor), False)
+
+    # ------------------------------------------------------------------------------------------ node kinds
+    def kind_dense(self, node: Any, xs: list[_Value]) -> _Value:
+        bias = node.attrs.get("bias", True)
+        layer = self._layer(self.L.Dense, units=node.attrs["out"], use_bias=bias, name=node.name)
+        y = layer(self._canonical(xs[0]).tensor)  # Dense acts on the last axis of 2-D and 3-D inputs alike
+        values, params = {"kernel": self._p(node, "w")}, {"w": ("kernel", None)}  # Keras' kernel is (in, out) too
+        if bias:
+            values["bias"], params["b"] = self._p(node, "b"), ("bias", None)
+        self._load(node, layer, values, params)
+        return _Value(y)
+
+    def kind_conv2d(self, node: Any, xs: list[_Value]) -> _Value:
+        a = node.attrs
+        t = self._channels_last(xs[0]).tensor
+        k, stride, pad, bias = a["kernel"], a["stride"], a["padding"], a.get("bias", False)
+        padding = self.adapter._padding(pad, (k, k), 1, stride, tuple(t.shape[1:3]))
+        if padding is None:
+            t = self._layer(self.L.ZeroPadding2D, padding=pad)(t)
+            padding = "valid"
+            self._note("convolutions whose symmetric padding padding='same' does not reproduce (TensorFlow's SAME puts "
+                       "the smaller half first) run as ZeroPadding2D then padding='valid'")
+        layer = self._layer(self.L.Conv2D, filters=a["out"], kernel_size=k, strides=stride, padding=padding,
+                            use_bias=bias, name=node.name)
+        y = layer(t)
+        values, params = {"kernel": to_keras_kernel(self._p(node, "w"))}, {"w": ("kernel", from_keras_kernel)}
+        if bias:
+            values["bias"], params["b"] = self._p(node, "b"), ("bias", None)
+        self._load(node, layer, values, params)
+        return _Value(y, True)
+
+    def kind_batch_norm(self, node: Any, xs: list[_Value]) -> _Value:
+        v = self._channels_last(xs[0]) if len(xs[0].tensor.shape) == 4 else xs[0]
+        axis = -1 if v.channels_last else 1  # the channel axis, wherever the value holds it
+        layer = self._layer(self.L.BatchNormalization, axis=axis, epsilon=NORM_EPS, name=node.name)
+        y = layer(v.tensor)  # the model is called with training=True: batch statistics
+        channels = self._p(node, "gamma").shape
+        self._load(node, layer, {"gamma": self._p(node, "gamma"), "beta": self._p(node, "beta"),
+                                 "moving_mean": np.zeros(channels, np.float32),
+                                 "moving_variance": np.ones(channels, np.float32)},
+                   {"gamma": ("gamma", None), "beta": ("beta", None)})
+        return _Value(y, v.channels_last)
+
+    def kind_layer_norm(self, node: Any, xs: list[_Value]) -> _Value:
+        layer = self._layer(self.L.LayerNormalization, axis=-1, epsilon=NORM_EPS, name=node.name)
+        y = layer(self._canonical(xs[0]).tensor)
+        self._load(node, layer, {"gamma": self._p(node, "gamma"), "beta": self._p(node, "beta")},
+                   {"gamma": ("gamma", None), "beta": ("beta", None)})
+        return _Value(y)
+
+    def kind_relu(self, node: Any, xs: list[_Value]) -> _Value:
+        return _Value(self._layer(self.L.ReLU, name=node.name)(xs[0].tensor), xs[0].channels_last)
+
+    def kind_gelu(self, node: Any, xs: list[_Value]) -> _Value:
+        exact = functools.partial(self.keras.activations.gelu, approximate=False)  # the erf form
+        return _Value(self._layer(self.L.Activation, activation=exact, name=node.name)(xs[0].tensor), xs[0].channels_last)
+
+    def kind_max_pool(self, node: Any, xs: list[_Value]) -> _Value:
+        a = node.attrs
+        t = self._channels_last(xs[0]).tensor
+        k, stride, pad = a["kernel"], a["stride"], a["padding"]
+        # TensorFlow's SAME max pooling never picks a padded cell; elsewhere the padding is -inf, which never wins
+        padding = self.adapter._padding(pad, (k, k), 1, stride, tuple(t.shape[1:3]))
+        if padding is None:
+            t = self.keras.ops.pad(t, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=float("-inf"))
+            padding = "valid"
+            self._note("max pooling whose symmetric padding padding='same' does not reproduce pads with -inf "
+                       "(keras.ops.pad), then padding='valid': a padded cell never wins")
+        y = self._layer(self.L.MaxPooling2D, pool_size=k, strides=stride, padding=padding, name=node.name)(t)
+        return _Value(y, True)
+
+    def kind_global_avg_pool(self, node: Any, xs: list[_Value]) -> _Value:
+        t = self._channels_last(xs[0]).tensor
+        return _Value(self._layer(self.L.GlobalAveragePooling2D, data_format="channels_last", name=node.name)(t))
+
+    def kind_flatten(self, node: Any, xs: list[_Value]) -> _Value:
+        v = xs[0]
+        if v.channels_last:
+            self._note("flatten of a channels-last value: Permute back to (C, H, W) first, so it flattens in the "
+                       "catalog's NCHW order")
+        t = self._canonical(v).tensor
+        return _Value(self._layer(self.L.Flatten, name=node.name)(t))
+
+    def kind_add(self, node: Any, xs: list[_Value]) -> _Value:
+        a, b = xs
+        if a.channels_last != b.channels_last:
+            a, b = self._canonical(a), self._canonical(b)
+        return _Value(self._layer(self.L.Add, name=node.name)([a.tensor, b.tensor]), a.channels_last)
+
+    def _cudnn(self) -> Any:
+        # cuDNN's fused RNN kernel is no XLA op: the compiled step keeps Keras' own loop, which XLA compiles
+        return False if self.compiled else "auto"
+
+    def kind_lstm_last(self, node: Any, xs: list[_Value]) -> _Value:
+        layer = self._layer(self.L.LSTM, units=node.attrs["hidden"], use_bias=False, return_sequences=False,
+                            use_cudnn=self._cudnn(), name=node.name)
+        y = layer(self._canonical(xs[0]).tensor)
+
+        def back(k: Array) -> Array:
+            return reorder_gates(k, KERAS_LSTM, CANONICAL_LSTM)
+
+        self._load(node, layer, {"kernel": reorder_gates(self._p(node, "wx"), CANONICAL_LSTM, KERAS_LSTM),
+                                 "recurrent_kernel": reorder_gates(self._p(node, "wh"), CANONICAL_LSTM, KERAS_LSTM)},
+                   {"wx": ("kernel", back), "wh": ("recurrent_kernel", back)})
+        return _Value(y)
+
+    def kind_gru(self, node: Any, xs: list[_Value]) -> _Value:
+        layer = self._layer(self.L.GRU, units=node.attrs["hidden"], reset_after=True, return_sequences=True,
+                            use_cudnn=self._cudnn(), name=node.name)
+        y = layer(self._canonical(xs[0]).tensor)
+
+        def back(k: Array) -> Array:
+            return reorder_gates(k, KERAS_GRU, CANONICAL_GRU)
+
+        def order(w: Array) -> Array:
+            return reorder_gates(w, CANONICAL_GRU, KERAS_GRU)
+
+        # reset_after=True keeps a (2, 3H) bias: row 0 the input bias, row 1 the recurrent bias
+        self._load(node, layer, {"kernel": order(self._p(node, "wx")), "recurrent_kernel": order(self._p(node, "wh")),
+                                 "bias": np.stack([order(self._p(node, "bx")), order(self._p(node, "bh"))])},
+                   {"wx": ("kernel", back), "wh": ("recurrent_kernel", back),
+                    "bx": ("bias", lambda g: back(g[0])), "bh": ("bias", lambda g: back(g[1]))})
+        self._note(f"GRU: reset_after=True, gate order {KERAS_GRU} (Keras: z, r, h) mapped from the catalog's "
+                   f"{CANONICAL_GRU}; bias (2, 3H) = [bx; bh]")
+        return _Value(y)
+
+    def kind_embedding(self, node: Any, xs: list[_Value]) -> _Value:
+        a = node.attrs
+        layer = self._layer(self.L.Embedding, input_dim=a["vocab"], output_dim=a["dim"], name=node.name)
+        y = layer(xs[0].tensor)
+        self._load(node, layer, {"embeddings": self._p(node, "table")}, {"table": ("embeddings", None)})
+        return _Value(y)
+
+    def kind_positional(self, node: Any, xs: list[_Value]) -> _Value:
+        layer = _positional_layer(self.keras)(dtype=self.policy, name=node.name)
+        y = layer(self._canonical(xs[0]).tensor)
+        self._load(node, layer, {"table": self._p(node, "table")}, {"table": ("table", None)})
+        self._note("positional: Keras has no learned-position layer in keras.layers; a keras.layers.Layer subclass "
+                   "holds the (T, D) table (add_weight) and adds it")
+        return _Value(y)
+
+    def kind_self_attention(self, node: Any, xs: list[_Value]) -> _Value:
+        t = self._canonical(xs[0]).tensor
+        e, heads = int(t.shape[-1]), node.attrs["heads"]
+        d = e // heads
+        layer = self._layer(self.L.MultiHeadAttention, num_heads=heads, key_dim=d, name=node.name)
+        y = layer(t, t)  # query = value = key: the sequence attends to itself, no mask
+        # Keras keeps per-head projections: query/key/value kernels (E, heads, d), biases (heads, d), output kernel
+        # (heads, d, E); the catalog's (E, E) columns are heads-major, so reshapes map them both ways
+        values = {"attention_output/kernel": self._p(node, "wo").reshape(heads, d, e), "attention_output/bias": self._p(node, "bo")}
+        params: dict[str, tuple[str, Callable[[Array], Array] | None]] = {
+            "wo": ("attention_output/kernel", lambda g: g.reshape(e, e)), "bo": ("attention_output/bias", None)}
+        for sub, c in (("query", "q"), ("key", "k"), ("value", "v")):
+            values[f"{sub}/kernel"] = self._p(node, f"w{c}").reshape(e, heads, d)
+            values[f"{sub}/bias"] = self._p(node, f"b{c}").reshape(heads, d)
+            params[f"w{c}"] = (f"{sub}/kernel", lambda g: g.reshape(e, e))
+            params[f"b{c}"] = (f"{sub}/bias", lambda g: g.reshape(e))
+        self._load(node, layer, values, params)
+        return _Value(y)
+
+    def kind_mean_tokens(self, node: Any, xs: list[_Value]) -> _Value:
+        # (N, T, D) -> (N, D): the average over the steps axis
+        return _Value(self._layer(self.L.GlobalAveragePooling1D, name=node.name)(self._canonical(xs[0]).tensor))
+
+
+@functools.cache
+def _positional_layer(keras: Any) -> Any:
+    """A Keras layer holding a learned (T, D) position table that it adds to an (N, T, D) input."""
+
+    class PositionalTable(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.table = self.add_weight(shape=tuple(input_shape[1:]), initializer="zeros", name="table")
+
+        def call(self, x: Any) -> Any:
+            return x + self.table
+
+    return PositionalTable

@@ -1,9 +1,13 @@
 """PyTorch adapter: torch.nn, torch.nn.functional, torch.optim (gradients of every catalog parameter by autograd,
-mapped back to the catalog's layouts); torch.compile (of the whole training step for throughput) and TorchScript
-tracing; torch.onnx.export with its default exporter, and the onnx2torch importer."""
+mapped back to the catalog's layouts); catalog models built node by node from torch layers and trained with
+torch.optim.SGD, eagerly or through torch.compile of the whole step; strict float32 by default (TF32 and
+reduced-precision reductions off), TF32 or bfloat16 autocast per workload on CUDA; TorchScript tracing;
+torch.distributed (NCCL on a rank's own GPU, gloo on the CPU); torch.onnx.export with its default exporter, and the
+onnx2torch importer."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +22,7 @@ from harness.adapter import (
     CompiledFunction,
     ExportResult,
     ImportResult,
+    NotMapped,
     OpImpl,
     Unsupported,
     Workload,
@@ -26,12 +31,44 @@ from harness.adapter import (
     require_parameter,
     resolve,
 )
+from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
+from harness.catalog.workloads import LEARNING_RATE
 
 Array = np.ndarray
-CANONICAL_LSTM = "ifgo"  # the catalog's gate order
+CANONICAL_LSTM = "ifgo"  # the catalog's gate order (lstm op default, lstm_last node kind)
+CANONICAL_GRU = "rzn"  # the catalog's gate order of the gru node kind
 TORCH_LSTM = "ifgo"  # torch.nn.LSTM's gate order (documented on nn.LSTM: W_ii|W_if|W_ig|W_io)
 TORCH_GRU = "rzn"  # torch.nn.GRU's gate order (W_ir|W_iz|W_in), reset gate applied after the matmul
+
+
+def cuda_index(device: str) -> int | None:
+    """The CUDA device index a device string names: "cuda:N" -> N, "cuda" -> 0 (the first device), "cpu" -> None.
+    Anything else raises ValueError."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return None
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"not a device string this adapter takes: {device!r} (cpu, cuda or cuda:N)")
+    return int(index) if index else 0
+
+
+def torch_device_string(device: str) -> str:
+    """The device string handed to torch.device: always with its index on CUDA, so every tensor, layer and compiled
+    function lands on the GPU the harness named (a bare "cuda" would follow torch's current device instead)."""
+    index = cuda_index(device)
+    return "cpu" if index is None else f"cuda:{index}"
+
+
+#: the strict-float32 switches the adapter sets at start-up, torch's legacy flags (torch 2.13 refuses to read a flag
+#: after the newer fp32_precision API has set it, so the adapter writes only these and reads the newer view back)
+STRICT_FP32 = {
+    "torch.backends.cuda.matmul.allow_tf32": False,
+    "torch.backends.cudnn.allow_tf32": False,
+    "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction": False,
+    "torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction": False,
+    "torch.backends.cuda.matmul.allow_fp16_accumulation": False,
+}
 
 GradBack = Callable[[dict[str, Array]], Array]  # torch parameter gradients by name -> one catalog gradient
 
@@ -62,28 +99,136 @@ class TorchAdapter(Adapter):
         self.torch = torch
         self.nn = torch.nn
         self.F = torch.nn.functional
-        self.dev = torch.device(device)
+        self.dev = torch.device(torch_device_string(device))
+        self.precision_set = self._strict_float32()
+        if self.dev.type == "cuda" and self.device_available()[0]:
+            torch.cuda.set_device(self.dev)  # the rank's own GPU for NCCL and for anything that follows the current device
         torch.manual_seed(0)
+
+    # ------------------------------------------------------------------------------------------ precision
+    def _flag_owner(self, dotted: str) -> tuple[Any, str]:
+        """The object holding a switch named like "torch.backends.cudnn.allow_tf32", and the attribute's name."""
+        *path, attribute = dotted.split(".")
+        return resolve(self.torch, ".".join(path)), attribute
+
+    def _read_switch(self, dotted: str) -> Any:
+        try:
+            owner, attribute = self._flag_owner(dotted)
+            return getattr(owner, attribute)
+        except (Unsupported, AttributeError) as exc:
+            return f"not in this torch ({exc})"
+        except RuntimeError as exc:  # torch refuses to read a legacy flag once the newer API has set it
+            return f"unreadable: {str(exc).splitlines()[0][:120]}"
+
+    def _strict_float32(self) -> dict[str, Any]:
+        """TF32 and reduced-precision reductions off: every switch in STRICT_FP32, and float32 matmul precision
+        "highest" (torch.set_float32_matmul_precision, which also covers oneDNN matmuls on the CPU). Returns what torch
+        reads back for each, plus the newer fp32_precision view of the same state ("ieee" is strict float32; "none"
+        defers to the parent backend's setting, whose legacy flag is the one above)."""
+        for dotted, value in STRICT_FP32.items():
+            try:
+                owner, attribute = self._flag_owner(dotted)
+                setattr(owner, attribute, value)
+            except (Unsupported, AttributeError):
+                pass  # an older torch without this switch: read back below as "not in this torch"
+        self.torch.set_float32_matmul_precision("highest")
+        out: dict[str, Any] = {name: self._read_switch(name) for name in STRICT_FP32}
+        out["torch.get_float32_matmul_precision()"] = self.torch.get_float32_matmul_precision()
+        for name in ("torch.backends.cuda.matmul.fp32_precision", "torch.backends.cudnn.conv.fp32_precision",
+                     "torch.backends.cudnn.rnn.fp32_precision", "torch.backends.mkldnn.matmul.fp32_precision",
+                     "torch.backends.mkldnn.conv.fp32_precision"):
+            out[name] = self._read_switch(name)
+        return out
+
+    def _tf32_on(self) -> Callable[[Callable[[], Any]], Any]:
+        """Runs a function with TF32 allowed for cuBLAS matmuls and cuDNN convolutions/RNNs, restoring the strict
+        switches afterwards (set outside any compiled function: dynamo guards on the matmul switch)."""
+        backends = self.torch.backends
+
+        def run(fn: Callable[[], Any]) -> Any:
+            matmul, cudnn = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
+            backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = True
+            try:
+                return fn()
+            finally:
+                backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = matmul, cudnn
+
+        return run
+
+    def _precision_context(self, precision: str) -> tuple[Callable[[Callable[[], Any]], Any], bool, list[str]]:
+        """For a workload precision: how to run its step (TF32 switched on around it, or as is), whether forward and
+        loss run under bfloat16 autocast, and what the record should say. Unsupported where torch cannot."""
+        if precision == "fp32":
+            return (lambda fn: fn()), False, ["strict float32: TF32 and reduced-precision reductions off "
+                                              "(device_info()['precision'])"]
+        if precision == "tf32":
+            if self.dev.type != "cuda":
+                raise Unsupported("TF32 is a CUDA tensor-core mode: torch's TF32 switches act on cuBLAS and cuDNN only",
+                                  looked_up=["torch.backends.cuda.matmul.allow_tf32 (cuBLAS)",
+                                             "torch.backends.cudnn.allow_tf32 (cuDNN)", f"device {self.dev}"])
+            return self._tf32_on(), False, ["TF32 on for this workload's step only (torch.backends.cuda.matmul."
+                                           "allow_tf32 and torch.backends.cudnn.allow_tf32 set True around it, "
+                                           "restored after)"]
+        if precision == "bf16":
+            autocast = self._api("torch.autocast")
+            if self.dev.type == "cuda":
+                supported = self._api("torch.cuda.is_bf16_supported")
+                if not supported():
+                    raise Unsupported(f"torch says {self.dev} cannot compute in bfloat16",
+                                      looked_up=["torch.cuda.is_bf16_supported() is False"])
+            require_parameter(autocast, "dtype", "torch.autocast")
+            return (lambda fn: fn()), True, [f"torch.autocast(device_type={self.dev.type!r}, dtype=torch.bfloat16) "
+                                             "around forward and loss; float32 parameters, SGD update in float32"]
+        raise KeyError(f"unknown precision {precision!r}")
 
     # ------------------------------------------------------------------------------------------ identity
     def versions(self) -> dict[str, str]:
         return distribution_versions("torch", "numpy", "onnx", "onnxruntime", "onnxscript", "onnx2torch")
 
     def device_available(self) -> tuple[bool, str]:
-        if self.device == "cpu":
+        try:
+            index = cuda_index(self.device)
+        except ValueError as exc:
+            return False, str(exc)
+        if index is None:
             return True, ""
-        if not self.torch.cuda.is_available():
-            return False, f"torch {self.torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
+        t = self.torch
+        if not t.cuda.is_available():
+            build = f"built for CUDA {t.version.cuda}" if t.version.cuda else "a CPU-only build"
+            return False, f"torch {t.__version__} ({build}) sees no CUDA device (torch.cuda.is_available() is False)"
+        count = t.cuda.device_count()
+        if index >= count:
+            return False, f"torch sees {count} CUDA device(s): there is no {self.device}"
         return True, ""
+
+    def gpu_count(self) -> int:
+        t = self.torch
+        return int(t.cuda.device_count()) if t.cuda.is_available() else 0
 
     def device_info(self) -> dict[str, Any]:
         t = self.torch
-        info: dict[str, Any] = {"torch_cuda": t.version.cuda, "threads": t.get_num_threads()}
-        if self.device != "cpu" and t.cuda.is_available():
-            props = t.cuda.get_device_properties(self.dev)
-            info.update(name=props.name, capability=f"{props.major}.{props.minor}", memory_bytes=props.total_memory,
-                        cudnn=t.backends.cudnn.version())
+        info: dict[str, Any] = {"device": str(self.dev), "precision": dict(self.precision_set)}
+        if self.dev.type == "cpu":
+            info.update(threads=t.get_num_threads(), torch_cuda=t.version.cuda)
+            return info
+        available, why = self.device_available()
+        info.update(available=available, torch_cuda=t.version.cuda)
+        if not available:
+            info["why_not"] = why
+            return info
+        props = t.cuda.get_device_properties(self.dev)
+        info.update(name=props.name, index=self.dev.index, capability=f"{props.major}.{props.minor}",
+                    memory_bytes=int(props.total_memory), multiprocessors=props.multi_processor_count,
+                    cudnn=t.backends.cudnn.version() if t.backends.cudnn.is_available() else None,
+                    nccl=self._nccl_version(),
+                    bf16_supported=bool(t.cuda.is_bf16_supported()))
         return info
+
+    def _nccl_version(self) -> str | None:
+        try:
+            return ".".join(map(str, self.torch.cuda.nccl.version()))
+        except Exception:  # a build without NCCL
+            return None
 
     # ------------------------------------------------------------------------------------------ helpers
     def T(self, a: Array, grad: bool = False) -> Any:
@@ -94,7 +239,10 @@ class TorchAdapter(Adapter):
 
     @staticmethod
     def N(t: Any) -> Array:
-        return np.asarray(t.detach().cpu().numpy())
+        t = t.detach()
+        if t.is_floating_point() and t.element_size() < 4:  # bfloat16/float16 results: NumPy gets them as float32
+            t = t.float()
+        return np.asarray(t.cpu().numpy())
 
     def _load(self, module: Any, **params: Array) -> Any:
         """Copy catalog arrays into a module's parameters/buffers (already in torch's layout)."""
@@ -544,47 +692,197 @@ class TorchAdapter(Adapter):
         if self.dev.type == "cuda":
             self.torch.cuda.synchronize(self.dev)
 
-    def _train_model(self, spec_id: str, a: dict[str, Array]) -> tuple[Any, dict[str, GradBack]]:
-        """The workload's model loaded with the catalog's initial parameters, and for every catalog parameter how to
-        read it back from the module's parameters (by torch name) in the catalog's layout."""
-        nn = self.nn
-        if spec_id == "mlp_train":
-            d, h = a["w1"].shape
-            c = a["w3"].shape[1]
-            m = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c))
-            self._load(m, **{"0.weight": a["w1"].T, "0.bias": a["b1"], "2.weight": a["w2"].T, "2.bias": a["b2"],
-                             "4.weight": a["w3"].T, "4.bias": a["b3"]})
-            return m, {"w1": _transposed("0.weight"), "b1": _same("0.bias"), "w2": _transposed("2.weight"),
-                       "b2": _same("2.bias"), "w3": _transposed("4.weight"), "b3": _same("4.bias")}
-        if spec_id == "cnn_train":
-            c1, c2 = a["conv1_w"].shape[0], a["conv2_w"].shape[0]
-            m = nn.Sequential(nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1),
-                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(a["fc_w"].shape[0], a["fc_w"].shape[1]))
-            self._load(m, **{"0.weight": a["conv1_w"], "0.bias": a["conv1_b"], "3.weight": a["conv2_w"], "3.bias": a["conv2_b"],
-                             "7.weight": a["fc_w"].T, "7.bias": a["fc_b"]})
-            return m, {"conv1_w": _same("0.weight"), "conv1_b": _same("0.bias"), "conv2_w": _same("3.weight"),
-                       "conv2_b": _same("3.bias"), "fc_w": _transposed("7.weight"), "fc_b": _same("7.bias")}
-        if spec_id == "lstm_train":
-            d, h = a["wx"].shape[0], a["wh"].shape[0]
+    def _peak_memory(self) -> Callable[[], int | None]:
+        """Resets torch's peak counter of the device (after dropping what earlier workloads left unreferenced) and
+        returns the reader of that peak: torch.cuda.max_memory_allocated; None on the CPU, where torch keeps none."""
+        t = self.torch
+        if self.dev.type != "cuda":
+            return lambda: None
+        gc.collect()
+        t.cuda.empty_cache()
+        t.cuda.reset_peak_memory_stats(self.dev)
+        return lambda: int(t.cuda.max_memory_allocated(self.dev))
 
-            class LSTMClassifier(nn.Module):
-                def __init__(self) -> None:
-                    super().__init__()
-                    self.lstm = nn.LSTM(d, h, batch_first=True, bias=False)
-                    self.fc = nn.Linear(h, a["fc_w"].shape[1])
+    def _layer_types(self) -> Any:
+        """The small nn.Module classes the catalog's node kinds need around torch's own layers (made once, here,
+        because torch is imported only inside the framework's environment)."""
+        if getattr(self, "_layers_cache", None) is not None:
+            return self._layers_cache
+        t, nn = self.torch, self.nn
 
-                def forward(self, x: Any) -> Any:
-                    _, (hn, _) = self.lstm(x)
-                    return self.fc(hn[-1])
+        class Add(nn.Module):
+            """A residual connection: the elementwise sum of two nodes' outputs."""
 
-            m = LSTMClassifier()
-            self._load(m, **{"lstm.weight_ih_l0": reorder_gates(a["wx"], CANONICAL_LSTM, TORCH_LSTM).T,
-                             "lstm.weight_hh_l0": reorder_gates(a["wh"], CANONICAL_LSTM, TORCH_LSTM).T,
-                             "fc.weight": a["fc_w"].T, "fc.bias": a["fc_b"]})
-            return m, {"wx": _gates_back("lstm.weight_ih_l0", TORCH_LSTM, CANONICAL_LSTM, transposed=True),
-                       "wh": _gates_back("lstm.weight_hh_l0", TORCH_LSTM, CANONICAL_LSTM, transposed=True),
-                       "fc_w": _transposed("fc.weight"), "fc_b": _same("fc.bias")}
-        raise KeyError(spec_id)
+            def forward(self, a: Any, b: Any) -> Any:
+                return a + b
+
+        class LastHidden(nn.Module):
+            """nn.LSTM, giving its last hidden state (h_n of the single layer)."""
+
+            def __init__(self, rnn: Any) -> None:
+                super().__init__()
+                self.rnn = rnn
+
+            def forward(self, x: Any) -> Any:
+                _, (h, _) = self.rnn(x)
+                return h[-1]
+
+        class AllSteps(nn.Module):
+            """nn.GRU, giving the hidden state of every step."""
+
+            def __init__(self, rnn: Any) -> None:
+                super().__init__()
+                self.rnn = rnn
+
+            def forward(self, x: Any) -> Any:
+                y, _ = self.rnn(x)
+                return y
+
+        class Positional(nn.Module):
+            """A learned (T, D) position table added to (N, T, D) (torch has no layer for it)."""
+
+            def __init__(self, length: int, dim: int) -> None:
+                super().__init__()
+                self.table = nn.Parameter(t.zeros(length, dim))
+
+            def forward(self, x: Any) -> Any:
+                return x + self.table
+
+        class SelfAttention(nn.Module):
+            """nn.MultiheadAttention of a sequence on itself (query = key = value), batch first, no mask."""
+
+            def __init__(self, dim: int, heads: int) -> None:
+                super().__init__()
+                self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+            def forward(self, x: Any) -> Any:
+                return self.attn(x, x, x, need_weights=False)[0]
+
+        class MeanTokens(nn.Module):
+            def forward(self, x: Any) -> Any:
+                return x.mean(dim=1)
+
+        class CatalogModel(nn.Module):
+            """A catalog model: one module per node in an nn.ModuleDict, run in the catalog's node order, each fed
+            the outputs of the nodes it names (a value is dropped after its last reader)."""
+
+            def __init__(self, layers: dict[str, Any], wiring: list[tuple[str, tuple[str, ...], tuple[str, ...]]],
+                         output: str) -> None:
+                super().__init__()
+                self.layers = nn.ModuleDict(layers)
+                self.wiring = wiring  # (node, its inputs, the values nobody reads after it)
+                self.output = output
+
+            def forward(self, x: Any) -> Any:
+                values = {"input": x}
+                for name, inputs, done in self.wiring:
+                    values[name] = self.layers[name](*[values[i] for i in inputs])
+                    for finished in done:
+                        del values[finished]
+                return values[self.output]
+
+        self._layers_cache = types.SimpleNamespace(
+            Add=Add, LastHidden=LastHidden, AllSteps=AllSteps, Positional=Positional, SelfAttention=SelfAttention,
+            MeanTokens=MeanTokens, CatalogModel=CatalogModel)
+        return self._layers_cache
+
+    def _node_layer(self, node: Any, shapes: list[tuple[int, ...]], params: dict[str, Array], prefix: str
+                    ) -> tuple[Any, dict[str, Array], dict[str, GradBack]]:
+        """One catalog node as a torch module: the module, its parameters in torch's layout (by torch name, under
+        `prefix`), and for every catalog parameter how to read it back (from arrays by torch name) in the catalog's
+        layout. `params` holds the node's catalog parameters by their short name ("w", "gamma"...)."""
+        nn, L = self.nn, self._layer_types()
+        kind, a, x = node.kind, node.attrs, shapes[0] if shapes else ()
+        p = prefix
+        if kind == "dense":
+            m = nn.Linear(x[-1], a["out"], bias="b" in params)
+            load = {f"{p}weight": params["w"].T, **({f"{p}bias": params["b"]} if "b" in params else {})}
+            back = {"w": _transposed(f"{p}weight"), **({"b": _same(f"{p}bias")} if "b" in params else {})}
+            return m, load, back
+        if kind == "conv2d":
+            m = nn.Conv2d(x[1], a["out"], a["kernel"], stride=a["stride"], padding=a["padding"], bias="b" in params)
+            load = {f"{p}weight": params["w"], **({f"{p}bias": params["b"]} if "b" in params else {})}
+            return m, load, {"w": _same(f"{p}weight"), **({"b": _same(f"{p}bias")} if "b" in params else {})}
+        if kind in ("batch_norm", "layer_norm"):
+            # BatchNorm2d in training mode normalises by the batch's statistics over N, H, W (biased variance)
+            m = nn.BatchNorm2d(x[1], eps=NORM_EPS) if kind == "batch_norm" else nn.LayerNorm(x[-1], eps=NORM_EPS)
+            return m, {f"{p}weight": params["gamma"], f"{p}bias": params["beta"]}, \
+                {"gamma": _same(f"{p}weight"), "beta": _same(f"{p}bias")}
+        if kind == "relu":
+            return nn.ReLU(), {}, {}
+        if kind == "gelu":
+            return nn.GELU(approximate="none"), {}, {}  # the exact erf form
+        if kind == "max_pool":
+            return nn.MaxPool2d(a["kernel"], a["stride"], a["padding"]), {}, {}  # implicit -inf padding
+        if kind == "global_avg_pool":
+            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), {}, {}
+        if kind == "flatten":
+            return nn.Flatten(), {}, {}  # over the logical NCHW shape, whatever the memory format
+        if kind == "add":
+            return L.Add(), {}, {}
+        if kind == "lstm_last":
+            m = L.LastHidden(nn.LSTM(x[-1], a["hidden"], batch_first=True, bias=False))
+            load = {f"{p}rnn.weight_ih_l0": reorder_gates(params["wx"], CANONICAL_LSTM, TORCH_LSTM).T,
+                    f"{p}rnn.weight_hh_l0": reorder_gates(params["wh"], CANONICAL_LSTM, TORCH_LSTM).T}
+            back = {"wx": _gates_back(f"{p}rnn.weight_ih_l0", TORCH_LSTM, CANONICAL_LSTM, transposed=True),
+                    "wh": _gates_back(f"{p}rnn.weight_hh_l0", TORCH_LSTM, CANONICAL_LSTM, transposed=True)}
+            return m, load, back
+        if kind == "gru":
+            m = L.AllSteps(nn.GRU(x[-1], a["hidden"], batch_first=True))  # reset gate after the recurrent matmul
+            load = {f"{p}rnn.weight_ih_l0": reorder_gates(params["wx"], CANONICAL_GRU, TORCH_GRU).T,
+                    f"{p}rnn.weight_hh_l0": reorder_gates(params["wh"], CANONICAL_GRU, TORCH_GRU).T,
+                    f"{p}rnn.bias_ih_l0": reorder_gates(params["bx"], CANONICAL_GRU, TORCH_GRU),
+                    f"{p}rnn.bias_hh_l0": reorder_gates(params["bh"], CANONICAL_GRU, TORCH_GRU)}
+            back = {"wx": _gates_back(f"{p}rnn.weight_ih_l0", TORCH_GRU, CANONICAL_GRU, transposed=True),
+                    "wh": _gates_back(f"{p}rnn.weight_hh_l0", TORCH_GRU, CANONICAL_GRU, transposed=True),
+                    "bx": _gates_back(f"{p}rnn.bias_ih_l0", TORCH_GRU, CANONICAL_GRU),
+                    "bh": _gates_back(f"{p}rnn.bias_hh_l0", TORCH_GRU, CANONICAL_GRU)}
+            return m, load, back
+        if kind == "embedding":
+            return nn.Embedding(a["vocab"], a["dim"]), {f"{p}weight": params["table"]}, {"table": _same(f"{p}weight")}
+        if kind == "positional":
+            return L.Positional(x[1], x[2]), {f"{p}table": params["table"]}, {"table": _same(f"{p}table")}
+        if kind == "self_attention":
+            d = x[-1]
+            m = L.SelfAttention(d, a["heads"])
+            # torch fuses the three input projections: in_proj_weight (3D, D) = [Wq^T; Wk^T; Wv^T]
+            load = {f"{p}attn.in_proj_weight": np.concatenate([params[f"w{c}"].T for c in "qkv"]),
+                    f"{p}attn.in_proj_bias": np.concatenate([params[f"b{c}"] for c in "qkv"]),
+                    f"{p}attn.out_proj.weight": params["wo"].T, f"{p}attn.out_proj.bias": params["bo"]}
+            back: dict[str, GradBack] = {"wo": _transposed(f"{p}attn.out_proj.weight"), "bo": _same(f"{p}attn.out_proj.bias")}
+            for i, c in enumerate("qkv"):
+                rows = slice(i * d, (i + 1) * d)
+                back[f"w{c}"] = lambda g, rows=rows: g[f"{p}attn.in_proj_weight"][rows].T
+                back[f"b{c}"] = lambda g, rows=rows: g[f"{p}attn.in_proj_bias"][rows]
+            return m, load, back
+        if kind == "mean_tokens":
+            return L.MeanTokens(), {}, {}
+        raise NotMapped(f"the torch adapter maps no catalog node kind {kind!r}")
+
+    def _catalog_model(self, model: Any, arrays: dict[str, Array]) -> tuple[Any, dict[str, GradBack]]:
+        """The catalog model built node by node from torch layers, loaded with the catalog's initial parameters, and
+        for every catalog parameter ("<node>.<param>") how to read it back from the module's parameters."""
+        shapes, param_shapes = model.shapes(), model.param_shapes()
+        layers: dict[str, Any] = {}
+        load: dict[str, Array] = {}
+        back: dict[str, GradBack] = {}
+        for node in model.nodes:
+            own = {full.split(".", 1)[1]: np.asarray(arrays[full], np.float32) for full in param_shapes
+                   if full.split(".", 1)[0] == node.name}
+            layer, node_load, node_back = self._node_layer(node, [shapes[i] for i in node.inputs], own,
+                                                           f"layers.{node.name}.")
+            layers[node.name] = layer
+            load.update(node_load)
+            back.update({f"{node.name}.{pname}": read for pname, read in node_back.items()})
+        missing = set(param_shapes) - set(back)
+        if missing:
+            raise NotMapped(f"the torch adapter reads no value back for {sorted(missing)}")
+        last_use = {name: i for i, node in enumerate(model.nodes) for name in node.inputs}
+        wiring = [(node.name, tuple(node.inputs),
+                   tuple(sorted({v for v in node.inputs if last_use[v] == i and v != model.output})))
+                  for i, node in enumerate(model.nodes)]
+        net = self._layer_types().CatalogModel(layers, wiring, model.output)
+        return self._load(net, **load), back
 
     def _graph_breaks(self) -> dict[str, int]:
         """What dynamo declined so far (graph breaks, and frames it gave up on and left to run eagerly), by the first
@@ -625,63 +923,121 @@ class TorchAdapter(Adapter):
             looked_up=[f"torch._dynamo.explain({type(model).__name__}): graph_count={found.graph_count}, "
                        f"graph_break_count={found.graph_break_count}", *(f"dynamo graph break: {r}" for r in reasons)])
 
-    def workload(self, spec: Any, arrays: dict[str, Array], mode: str) -> Workload:
+    def _fresh_compiler_state(self) -> None:
+        """torch.compiler.reset(): dynamo's in-memory caches cleared, as in a fresh process, before each compiled
+        workload. Every workload's step is the same Python function over another model, and dynamo stops compiling a
+        function after a fixed number of recompilations (torch._dynamo.config.recompile_limit), after which it
+        would silently run eagerly; the reset also makes each compile time that of a cold process (inductor's files
+        on disk are kept)."""
+        self._api("torch.compiler.reset")()
+
+    def _channels_last(self, model: Any) -> bool:
+        """Whether the model runs in torch.channels_last memory format: on CUDA, for a model with convolutions, as
+        torch's channels-last tutorial and performance tuning guide recommend for convolutional networks there (NHWC
+        in memory for the 4-D input, activations and convolution weights; the logical NCHW shapes, the flatten order
+        and the values read back are unchanged)."""
+        return self.dev.type == "cuda" and any(node.kind == "conv2d" for node in model.nodes)
+
+    def workload(self, spec: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """The single-op workloads: gemm (torch.matmul) and conv2d (torch.nn.functional.conv2d, padding 1)."""
         t = self.torch
         compiled = mode == "compiled"
-        path = "torch.compile (inductor)" if compiled else None
+        run, autocast, notes = self._precision_context(precision)
+        peak = self._peak_memory()
+        if spec.id == "gemm":
+            args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
+
+            def op(p: Any, q: Any) -> Any:
+                return t.matmul(p, q)
+        elif spec.id == "conv2d":
+            args = (self.T(arrays["x"]), self.T(arrays["w"]))
+
+            def op(p: Any, q: Any) -> Any:
+                return self.F.conv2d(p, q, padding=1)
+        else:
+            raise NotMapped(f"the torch adapter has no single-op workload {spec.id}")
+        before = None
         if compiled:
             self._api("torch.compile")
-        if spec.kind == "op":
-            if spec.id == "gemm":
-                args: tuple[Any, ...] = (self.T(arrays["a"]), self.T(arrays["b"]))
-
-                def op(p: Any, q: Any) -> Any:
-                    return t.matmul(p, q)
-            elif spec.id == "conv2d":
-                args = (self.T(arrays["x"]), self.T(arrays["w"]))
-
-                def op(p: Any, q: Any) -> Any:
-                    return self.F.conv2d(p, q, padding=1)
-            else:
-                raise KeyError(spec.id)
-            f = t.compile(op) if compiled else op
+            self._fresh_compiler_state()
             before = self._graph_count()
+        f = t.compile(op) if compiled else op
+        dev_type = self.dev.type
 
-            def op_step() -> Any:
-                with t.no_grad():
-                    return f(*args)
+        def op_step() -> Any:
+            with t.no_grad():
+                if autocast:
+                    with t.autocast(device_type=dev_type, dtype=t.bfloat16):
+                        return f(*args)
+                return f(*args)
 
-            return Workload(op_step, self._sync, 0, path, observe=lambda y: {"y": self.N(y)},
-                            compile_scope="op" if compiled else None,
-                            traces=self._traces_since(before) if compiled else (lambda: None))
+        return Workload(lambda: run(op_step), self._sync, 0, "torch.compile (inductor)" if compiled else None, notes,
+                        observe=lambda y: {"y": self.N(y)}, compile_scope="op" if compiled else None,
+                        traces=self._traces_since(before) if compiled else (lambda: None), peak_memory=peak,
+                        precision=precision)
 
-        model, back = self._train_model(spec.id, arrays)
-        model.train()
-        opt = t.optim.SGD(model.parameters(), lr=0.01)
-        x, labels = self.T(arrays["x"]), self.T(arrays["labels"])
-        count = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """Any catalog model's training step: the model from torch layers per node kind, mean softmax cross-entropy
+        (over the batch, or over every token), backward, torch.optim.SGD at the catalog's learning rate."""
+        t = self.torch
+        compiled = mode == "compiled"
+        if compiled:
+            self._api("torch.compile")
+        run, autocast, notes = self._precision_context(precision)
+        peak = self._peak_memory()
+        net, back = self._catalog_model(model, arrays)
+        net.train()
+        x, labels = self.T(arrays["x"]), self.T(arrays["labels"]).reshape(-1)
+        if self._channels_last(model):
+            channels_last = t.channels_last
+            net = net.to(memory_format=channels_last)
+            x = x.contiguous(memory_format=channels_last) if x.dim() == 4 else x
+            notes = [*notes, "input, activations and convolution weights in torch.channels_last memory format (NHWC in "
+                             "memory, logical NCHW shapes), as torch's channels-last tutorial and performance tuning "
+                             "guide recommend for convolutional networks on CUDA (their measured gains are with Tensor "
+                             "Cores, i.e. TF32/mixed precision); kept in every precision so the precisions differ in "
+                             "nothing else"]
+        if self.dev.type == "cuda":
+            notes = [*notes, f"peak memory: torch.cuda.max_memory_allocated({self.dev}) since the workload was built "
+                             "(torch.cuda.reset_peak_memory_stats then), which includes whatever else the process still "
+                             "held on the device"]
+        opt = t.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        count = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+        dev_type = self.dev.type
+        F = self.F
+
+        def forward_loss() -> Any:
+            logits = net(x)
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels)
 
         def train_step() -> Any:
             opt.zero_grad(set_to_none=True)
-            loss = self.F.cross_entropy(model(x), labels)
+            if autocast:
+                with t.autocast(device_type=dev_type, dtype=t.bfloat16):
+                    loss = forward_loss()
+            else:
+                loss = forward_loss()
             loss.backward()
             opt.step()
             return loss
 
         def observe(loss: Any) -> dict[str, Any]:
-            params = {n: self.N(p) for n, p in model.named_parameters()}
-            return {"loss": float(loss.detach()), **{name: read(params) for name, read in back.items()}}
+            params = {n: self.N(p) for n, p in net.named_parameters()}
+            return {"loss": float(loss.detach().float()), **{name: read(params) for name, read in back.items()}}
 
         if not compiled:
-            return Workload(train_step, self._sync, count, None, observe=observe)
+            return Workload(lambda: run(train_step), self._sync, count, None, notes, observe=observe,
+                            peak_memory=peak, precision=precision)
 
-        self._forward_capture(model, x)
+        self._fresh_compiler_state()
+        self._forward_capture(net, x)
         step = t.compile(train_step)
         before, breaks_before = self._graph_count(), self._graph_breaks()
-        notes = ["torch.compile of the whole training step (zero_grad, forward, cross-entropy, backward, SGD step): "
-                 "dynamo captures the forward and loss (AOTAutograd compiles their backward with them) and the SGD "
-                 "update; zero_grad and the loss.backward() call itself are graph breaks that run eagerly (the "
-                 "backward they start is the compiled one)"]
+        notes = [*notes, "torch.compile of the whole training step (zero_grad, forward, cross-entropy, backward, SGD "
+                         "step): dynamo captures the forward and loss (AOTAutograd compiles their backward with them) "
+                         "and the SGD update; zero_grad and the loss.backward() call itself are graph breaks that run "
+                         "eagerly (the backward they start is the compiled one)",
+                 "torch.compiler.reset() before building: dynamo's caches start empty for each workload"]
         first = [True]
 
         def compiled_step() -> Any:
@@ -697,8 +1053,9 @@ class TorchAdapter(Adapter):
                     notes.append("graph breaks: " + "; ".join(f"{k} (x{n})" for k, n in new.items()))
             return loss
 
-        return Workload(compiled_step, self._sync, count, path, notes, observe=observe, compile_scope="step",
-                        traces=self._traces_since(before))
+        return Workload(lambda: run(compiled_step), self._sync, count, "torch.compile (inductor)", notes,
+                        observe=observe, compile_scope="step", traces=self._traces_since(before), peak_memory=peak,
+                        precision=precision)
 
     def _traces_since(self, before: int | None) -> Callable[[], int | None]:
         def traces() -> int | None:
@@ -713,13 +1070,24 @@ class TorchAdapter(Adapter):
 
     # ------------------------------------------------------------------------------------------ scale
     def allreduce(self, rank: int, world: int, host: str, port: int, value: Array) -> AllReduceResult:
+        """torch.distributed on this adapter's device: NCCL for a CUDA device (the process bound to its own GPU with
+        torch.cuda.set_device and the group's device_id), gloo for CPU tensors."""
         dist = self._api("torch.distributed")
-        backend = "nccl" if self.device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world)
+        kwargs: dict[str, Any] = {}
+        if self.dev.type == "cuda":
+            backend = "nccl"
+            self.torch.cuda.set_device(self.dev)
+            require_parameter(dist.init_process_group, "device_id", "torch.distributed.init_process_group")
+            kwargs["device_id"] = self.dev
+        else:
+            backend = "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=rank, world_size=world, **kwargs)
         try:
             t = self.T(value.copy())
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            return AllReduceResult(f"torch.distributed.all_reduce ({backend})", True, self.N(t))
+            self._sync()
+            return AllReduceResult(f"torch.distributed.all_reduce ({backend})", True, self.N(t),
+                                   [f"rank {rank} reduced a tensor on {t.device} through the {dist.get_backend()} backend"])
         finally:
             dist.destroy_process_group()
 
