@@ -338,6 +338,21 @@ def gru_language_model(batch: int, seq: int, vocab: int, dim: int, hidden: int) 
     return Model("gru_lm", "tokens", (batch, seq), "token", vocab, tuple(b.nodes), vocab=vocab)
 
 
+def vgg_mini(batch: int, hw: int, classes: int) -> Model:
+    """A small VGG-style network: two stages of 3x3 convolutions with batch normalisation and ReLU, each closed by
+    max pooling, then global average pooling and a dense classifier."""
+    b = Builder()
+    for stage, (convs, width) in enumerate(((2, 16), (1, 32)), start=1):
+        for i in range(convs):
+            b.add("conv2d", out=width, kernel=3, stride=1, padding=1, name=f"s{stage}_conv{i}")
+            b.add("batch_norm", name=f"s{stage}_bn{i}")
+            b.add("relu")
+        b.add("max_pool", kernel=2, stride=2, padding=0)
+    b.add("global_avg_pool")
+    b.add("dense", out=classes, name="fc")
+    return Model("vgg_mini", "image", (batch, 3, hw, hw), "class", classes, tuple(b.nodes))
+
+
 def model_params(model: Model) -> dict[str, Array]:
     """Parameters and batch together, as the throughput workloads hand them to adapters."""
     return {**model.parameters(), **model.batch()}

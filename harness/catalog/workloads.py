@@ -41,6 +41,7 @@ MODELS: dict[str, dict[str, Callable[[], models.Model]]] = {
                           "cuda-check": lambda: models.transformer_encoder(2, 128, 30522, 12, 768, 12, 2)},
     "gru_lm_train": {"cpu": lambda: models.gru_language_model(8, 32, 500, 64, 128),
                      "cuda": lambda: models.gru_language_model(64, 128, 10000, 256, 512)},
+    "vgg_mini_train": {"cpu": lambda: models.vgg_mini(16, 32, 10), "cuda": lambda: models.vgg_mini(256, 32, 10)},
 }
 
 
@@ -187,6 +188,9 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
     WorkloadSpec("gru_lm_train", "GRU language model training step", "train",
                  "token embedding, one GRU layer, dense over the vocabulary at every step, next-token cross-entropy "
                  "over all tokens, SGD 0.01"),
+    WorkloadSpec("vgg_mini_train", "Small VGG training step", "train",
+                 "3x3 convolutions with batch normalisation and ReLU in two stages closed by max pooling, global "
+                 "average pooling, dense; 32x32 images; cross-entropy, SGD 0.01"),
 )
 
 WORKLOADS_BY_ID = {w.id: w for w in WORKLOADS}
