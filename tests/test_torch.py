@@ -235,9 +235,9 @@ def test_resnet50_is_checked_at_what_float32_allows(torch_doc: dict[str, Any]) -
     for mode in ("eager", "compiled"):
         checked = torch_doc["records"][f"throughput/resnet50_train/{mode}"]["data"]["first_step"]
         assert checked["float32_error"]["update"] > 1e-3
-        for step in checked["steps"]:
-            assert step["update_rtol"] == pytest.approx(4 * checked["float32_error"]["update"])
-            assert step["loss"]["tolerance"] <= LOSS_RTOL
+        for step in checked["steps"]:  # step 2's allowance is measured at its own starting parameters
+            assert 1e-3 < step["update_rtol"] <= 4 * checked["float32_error"]["update"] + 1e-12
+        assert checked["steps"][0]["loss"]["tolerance"] <= LOSS_RTOL
 
 
 def test_strict_float32_switches_are_set_and_reported(torch_doc: dict[str, Any]) -> None:
