@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,12 +63,22 @@ def _ops() -> list[str]:
 
 
 def install_wheels(wheels: Path, target: Path) -> dict[str, str]:
-    """Install the carried wheels into `target` (no index, no network) and return the environment that sees them."""
+    """Unpack the carried wheels into `target` and return the environment that sees them.
+
+    A wheel is a zip laid out as site-packages, so unpacking is an install that needs neither pip nor a network; a
+    binary wheel built for another Python is refused by name."""
     found = sorted(wheels.glob("*.whl"))
     if not found:
         raise SystemExit(f"no wheels in {wheels} (make them where pip works: python benchmarks/gpu_wheels.py)")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                    "--no-cache-dir", "--upgrade", "--target", str(target), *map(str, found)], check=True)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    wrong = [w.name for w in found if "-cp" in w.name and f"-{tag}-" not in w.name]
+    if wrong:
+        raise SystemExit(f"wheels for another Python than {tag}: {', '.join(wrong)} (python benchmarks/gpu_wheels.py "
+                         f"--python-version {sys.version_info.major}.{sys.version_info.minor})")
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in found:
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(target)
     return {"PYTHONPATH": os.pathsep.join([str(REPO), str(target)]), "SHOWDOWN_EXTRA_PATH": str(target)}
 
 

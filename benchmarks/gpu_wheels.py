@@ -1,5 +1,5 @@
 """The wheels benchmarks/gpu_bench.py carries to a GPU machine that has no package index: what the harness's host
-side needs and that machine's system Python lacks (jsonschema and its dependencies), for CPython 3.12 on x86-64.
+side needs and that machine's system Python lacks (jsonschema and its dependencies), for CPython 3.12 on x86-64 (or --python-version).
 
     python benchmarks/gpu_wheels.py [--out .gpu-wheels]
 
@@ -22,9 +22,10 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / ".gpu-wheels")
+    parser.add_argument("--python-version", default="3.12", help="the GPU machine's Python (default 3.12)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", args.python_version,
            "--implementation", "cp", *(a for p in PLATFORMS for a in ("--platform", p)), "-d", str(args.out), *WHEELS]
     subprocess.run(cmd, check=True)
     for whl in sorted(args.out.glob("*.whl")):

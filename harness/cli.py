@@ -631,9 +631,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:
         raise UsageError(f"cannot write the report into {args.out_dir}: {exc.strerror or exc}") from None
-    print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({len(docs)} documents, rubric {rubric.id}"
-          + (f"; {len(loaded.skipped)} skipped" if loaded.skipped else "") + ")")
+    print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({_count(len(docs), 'run')}"
+          + (f", {_count(len(unavailable), 'did not run', 'did not run')}" if unavailable else "")
+          + f", rubric {rubric.id}" + (f"; {len(loaded.skipped)} skipped" if loaded.skipped else "") + ")")
     return status
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
