@@ -37,29 +37,20 @@ NOT_HERE = ("tensorflow", "paddle", "mxnet", "chainer")
 
 
 def plan(device: str) -> list[str]:
-    """The probes, most important first: the headline figures, then strict-fp32 verification, then the rest."""
-    extra = ("", "/tf32", "/bf16") if device.startswith("cuda") else ("",)
-    first = [f"throughput/gemm/{m}{p}" for m in ("eager", "compiled") for p in reversed(extra)]
-    first += [f"throughput/resnet50_train/{m}{p}" for p in (extra[-1],) for m in ("compiled", "eager")]
-    first += [f"throughput/transformer_train/{m}{p}" for p in (extra[-1],) for m in ("compiled", "eager")]
-    probes = list(first)
-    probes += [f"layers/{op}" for op in _ops()]
-    probes += ["graphs/define_by_run", "graphs/compiled", "graphs/compiled_control_flow"]
-    for workload in ("conv2d", "mlp_train", "cnn_train", "lstm_train", "gru_lm_train", "resnet50_train", "transformer_train"):
-        for mode in ("eager", "compiled"):
-            for p in extra:
-                probe = f"throughput/{workload}/{mode}{p}"
-                if probe not in probes:
-                    probes.append(probe)
-    probes += ["numerics/coverage", "numerics/interop", "scale/allreduce"]
-    return probes
-
-
-def _ops() -> list[str]:
+    """Every probe of the suites that run here, most important first: the headline figures (GEMM at every precision,
+    ResNet-50 and the transformer at the lowest), then the rest in the harness's own order (layers in strict fp32
+    first)."""
     sys.path.insert(0, str(REPO))
-    from harness.catalog.ops import OPS
+    from harness.probes import SUITES
+    from harness.probes import plan as harness_plan
 
-    return [op.id for op in OPS]
+    every = harness_plan([s for s in SUITES if s != "onnx"], device)
+    lowest = "/bf16" if device.startswith("cuda") else ""
+    first = [p for p in every if p.startswith("throughput/gemm/")]
+    rank = {"bf16": 0, "tf32": 1}  # the headline precision first, strict fp32 last
+    first.sort(key=lambda p: (p.split("/")[2] != "eager", rank.get(p.split("/")[-1], 2)))
+    first += [f"throughput/{w}/{m}{lowest}" for w in ("resnet50_train", "transformer_train") for m in ("compiled", "eager")]
+    return first + [p for p in every if p not in first]
 
 
 def install_wheels(wheels: Path, target: Path) -> dict[str, str]:

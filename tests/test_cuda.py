@@ -182,3 +182,40 @@ def test_a_budget_stops_starting_probes_and_the_same_command_resumes(tmp_path: P
     assert any("budget" in s for s in said) and validate_document(first.document) == []
     second = execute(RunRequest(registry.get("fake_slow"), "cpu", ["layers"], out, LocalRunner(), quick=True))
     assert second.path == first.path and second.document["complete"] and len(second.document["records"]) == 32
+
+
+def _gpu_bench() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", Path(__file__).parent.parent / "benchmarks" / "gpu_bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("device", ["cuda:0", "cpu"])
+def test_the_prepared_gpu_run_plans_every_probe_once_headline_first(device: str) -> None:
+    ordered = _gpu_bench().plan(device)
+    every = plan(["layers", "graphs", "throughput", "numerics", "scale"], device)
+    assert sorted(ordered) == sorted(every)  # none missing, none misspelt, none twice
+    lowest = "/bf16" if device.startswith("cuda") else ""
+    assert ordered[0] == f"throughput/gemm/eager{lowest}"
+    assert ordered.index(f"throughput/resnet50_train/compiled{lowest}") < ordered.index("layers/dense")
+
+
+def test_carried_wheels_unpack_without_pip_and_a_foreign_binary_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    gb = _gpu_bench()
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "tiny-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("tiny/__init__.py", "VALUE = 7\n")
+    env = gb.install_wheels(wheels, tmp_path / "site")
+    assert (tmp_path / "site" / "tiny" / "__init__.py").read_text() == "VALUE = 7\n"
+    assert str(tmp_path / "site") in env["PYTHONPATH"].split(os.pathsep)
+    other = "cp39" if sys.version_info[:2] != (3, 9) else "cp310"
+    (wheels / f"fast-1.0-{other}-{other}-manylinux2014_x86_64.whl").write_bytes(b"")
+    with pytest.raises(SystemExit, match=f"fast-1.0-{other}"):
+        gb.install_wheels(wheels, tmp_path / "site2")
