@@ -269,6 +269,18 @@ def test_a_wrong_update_is_failed(ctx: Context) -> None:
     assert out.status is Status.FAILED and "parameter fc2.w" in out.reason
 
 
+def test_a_model_with_a_parameter_the_catalog_lacks_is_failed(ctx: Context) -> None:
+    class ExtraParameter(NumpyAdapter):  # e.g. a bias the catalog model has not: zero-initialised, the loss agrees
+        def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Any:
+            built = self._train(model, arrays, mode)
+            built.param_count += 10
+            return built
+
+    out = throughput.run(ExtraParameter("cpu"), "mlp_train/eager", ctx)
+    assert out.status is Status.FAILED and "parameters" in out.reason and "timing" not in out.data
+    assert out.data["first_step"]["ok"]  # the step checks alone would have let it through
+
+
 def test_a_compiled_step_that_goes_wrong_on_replay_is_failed(ctx: Context) -> None:
     class ReplayBug(NumpyAdapter):
         def model_workload(self, model: Any, arrays: dict[str, np.ndarray], mode: str, precision: str = "fp32") -> Any:

@@ -124,6 +124,9 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
     data["first_call_s"] = first_call_s
     data["param_count"] = built.param_count
     data["param_count_matches"] = built.param_count == expected
+    if built.param_count != expected:  # a parameter the loss does not read would pass the step checks
+        return Outcome(Status.FAILED, f"the built model has {built.param_count:,} parameters, the catalog's "
+                                      f"{expected:,}: not the same model; not timed", data)
 
     if mode == "compiled":
         captured = built.traces()
