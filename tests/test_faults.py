@@ -137,7 +137,7 @@ def test_report_and_score_skip_invalid_documents_with_a_warning_and_exit_1(tmp_p
     assert code == cli.EXIT_INVALID_INPUT
     warnings = [ln for ln in captured.err.splitlines() if ln.startswith("showdown: warning: skipping")]
     assert any("bad.json" in w and "device" in w for w in warnings) and any("junk.json" in w and "UTF-8" in w for w in warnings)
-    assert (tmp_path / "out" / "report.md").exists() and "1 documents" in captured.out and "2 skipped" in captured.out
+    assert (tmp_path / "out" / "report.md").exists() and "(1 run, " in captured.out and "2 skipped" in captured.out
     assert cli.main(["score", str(tmp_path), "--json"]) == cli.EXIT_INVALID_INPUT
     payload = json.loads(capsys.readouterr().out)
     assert len(payload["skipped"]) == 2 and [s["framework"] for s in payload["scores"]] == ["x"]
