@@ -29,6 +29,7 @@ examples:
   showdown run --framework torch --device cuda    on the GPU (needs a CUDA machine)
   showdown report results/                        Markdown comparison of the newest run per framework
   showdown validate results/                      check documents against the JSON Schema
+  showdown batch plan                             the suite as AWS Batch jobs: what it needs (`showdown batch -h`)
 
 An interrupted run resumes where it stopped when started again with the same framework, device and runner
 (--new starts a fresh document instead). Results go to results/ by default, one JSON document per run.
@@ -162,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("action", choices=["fetch"], help="fetch: query the APIs now")
     act.add_argument("--token", default=os.environ.get("GITHUB_TOKEN"), help="GitHub token (default $GITHUB_TOKEN)")
 
+    from harness import batch_cli
+
+    batch_cli.add_parser(sub)
+
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
@@ -190,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lock(args)
         if args.command == "activity":
             return cmd_activity(args)
+        if args.command == "batch":
+            from harness import batch_cli
+
+            return batch_cli.main(args, _report_folder)
     except (UsageError, registry.UnknownFramework, ResultError) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return 2
@@ -639,6 +648,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _report_folder(folder: Path) -> None:
+    """report.md and report.html of one folder's documents, written into it (batch collect)."""
+    parser = build_parser()
+    cmd_report(parser.parse_args(["report", str(folder), "--out-dir", str(folder)]))
 
 
 def cmd_score(args: argparse.Namespace) -> int:

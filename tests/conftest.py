@@ -25,3 +25,33 @@ def out_dir(tmp_path: Path) -> Path:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def framework_image(name: str, device: str = "cpu") -> str:
+    """The framework's image on the local engine, built now if it is missing (on the base image the Docker tests use:
+    $SHOWDOWN_BASE_IMAGE or python:3.11-slim if present, else the local Debian one, made if need be). No engine, or a
+    build that fails, FAILS the calling test: these tests never skip."""
+    from harness.runners import images
+
+    try:
+        c = images.client()
+    except images.DockerUnavailable as exc:
+        pytest.fail(f"this test needs a Docker engine: {exc}")
+    info = registry.get(name)
+    tag = images.image_tag(info, device)
+    try:
+        c.images.get(tag)
+        return tag
+    except Exception:
+        pass
+    base = None
+    for candidate in (os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE), images.LOCAL_BASE):
+        try:
+            c.images.get(candidate)
+            base = candidate
+            break
+        except Exception:
+            continue
+    base = base or images.base_image(images.LOCAL_BASE, say=lambda text: None)
+    images.build(info, device, base, lambda text: None)
+    return tag

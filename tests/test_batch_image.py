@@ -1,7 +1,7 @@
 """The AWS Batch layer: the harness's host side in /opt/host on top of a framework image, the framework untouched.
 
-The layer tests need a Docker engine and the framework image `showdown/torch:cpu` (`showdown images build
---framework torch`); either one missing FAILS them (no skip): the layer cannot be checked without them. The pin and
+The layer tests need a Docker engine and the framework image `showdown/torch:cpu` (built first if missing); no
+engine FAILS them (no skip): the layer cannot be checked without them. The pin and
 lock checks at the top need no engine (host_wheels downloads the pinned wheels once, then reuses them).
 """
 
@@ -19,6 +19,7 @@ import pytest
 from harness import registry
 from harness.runners import batch_image, images
 from harness.runners.base import EnvironmentBuildError
+from tests.conftest import framework_image as ensure_framework_image
 
 FRAMEWORK = "torch"
 HOST_PYTHON = "/opt/host/bin/python"
@@ -73,12 +74,8 @@ def engine() -> Any:
 
 @pytest.fixture(scope="module")
 def framework_image() -> Any:
-    c = engine()
-    tag = images.image_tag(registry.get(FRAMEWORK), "cpu")
-    try:
-        return c.images.get(tag)
-    except Exception:
-        pytest.fail(f"the batch layer tests need {tag}: `showdown images build --framework {FRAMEWORK}` builds it")
+    """showdown/torch:cpu, built now if this engine lacks it (as test_docker would)."""
+    return engine().images.get(ensure_framework_image(FRAMEWORK))
 
 
 @pytest.fixture(scope="module")
