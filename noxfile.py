@@ -87,3 +87,11 @@ def bench_gpu(session: nox.Session) -> None:
         args = ["--out", "results/gpu", *args]
     session.run("showdown", "run", "--device", "cuda", "--record-unavailable", *args, success_codes=[0, 3])
     session.run("showdown", "report", "results/gpu", "--out-dir", "results/gpu", "--device", "cuda")
+
+
+@nox.session(python=PYTHON)
+def batch(session: nox.Session) -> None:
+    """The suite as AWS Batch jobs: `nox -s batch -- ACTION [options]`, ACTION one of plan (the default), setup, push,
+    submit, status, collect, teardown, prices (`showdown batch -h` walks through a run)."""
+    session.install("-e", ".[aws]")
+    session.run("showdown", "batch", *(session.posargs or ["plan"]))

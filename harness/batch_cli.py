@@ -70,7 +70,8 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--yes", action="store_true", help="teardown: really remove (without it, only list what would go)")
     w.add_argument("--delete-results", action="store_true", help="teardown: also empty and remove the bucket")
     w.add_argument("--refresh", action="store_true", help="prices: read today's prices from the AWS Price List API")
-    w.add_argument("--base-image", default=None, help="push: base image for a framework image not built yet")
+    w.add_argument("--base-image", default=None, help="push: base image of the framework images (default $SHOWDOWN_BASE_IMAGE, "
+                                                       "else python:3.11-slim or showdown/debian:bookworm-py3.11, whichever the engine has)")
 
 
 def _frameworks(text: str) -> list[str]:
@@ -246,9 +247,10 @@ def _push(con: Any, stack: b.Stack, frameworks: list[str], args: argparse.Namesp
     say = lambda s: con.print(f"[dim]{s}[/dim]")  # noqa: E731
     for name in frameworks:
         info = registry.get(name)
-        if images._image(docker, images.image_tag(info, stack.device)) is None:
-            base = args.base_image or os.environ.get("SHOWDOWN_BASE_IMAGE") or images.DEFAULT_BASE
-            images.build(info, stack.device, base, say)
+        # the framework image from the current source (nothing is built if it is up to date), then the batch layer
+        base = args.base_image or os.environ.get("SHOWDOWN_BASE_IMAGE") or next(
+            (t for t in (images.DEFAULT_BASE, images.LOCAL_BASE) if images._image(docker, t) is not None), images.DEFAULT_BASE)
+        images.build(info, stack.device, base, say)
         built = build_batch_image(info, stack.device, say=say)
         repo = b.registry_repository(stack, aws, name)
         digest = b.push_image(docker, built.tag, repo, [stack.device, f"{stack.device}-{built.image_id.split(':')[-1][:12]}"],

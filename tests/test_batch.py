@@ -525,3 +525,81 @@ def test_a_stopped_job_uploads_what_it_measured(aws: str, torch_python: str) -> 
     assert not validate_document(doc) and not doc["complete"]
     assert 3 <= len(doc["records"]) < 40, first + rest
     assert "runs/R/torch-cpu/run.log" in keys
+
+
+# ------------------------------------------------------------------------------------------------ end to end, in Docker
+@pytest.fixture(scope="module")
+def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Docker registry on 127.0.0.1 (Debian's docker-registry; .ci/run installs it): `batch push --registry` pushes
+    there and moto's Docker mode runs the jobs from it. Missing, it FAILS the test."""
+    import shutil
+
+    exe = shutil.which("docker-registry") or shutil.which("registry")
+    if exe is None:
+        pytest.fail("the end-to-end Batch test needs Debian's docker-registry (apt-get install docker-registry)")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).read()  # noqa: S310 (loopback)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the local registry did not start")
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_end_to_end_two_frameworks_run_in_their_images_and_come_back_as_documents(
+        aws: str, local_registry: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """setup, push (the real batch images, to a registry on 127.0.0.1), submit, status, collect, with moto running
+    each job's container through the local Docker engine on the host network (so the job reaches moto's S3 on
+    127.0.0.1 and nothing else). One more job fails inside its container: status shows it with its log."""
+    from tests.conftest import framework_image
+
+    for name in ("torch", "chainer"):
+        framework_image(name)
+    moto_config(aws, use_docker=True)
+    code, _, err = sd(capsys, "setup", "--region", REGION, "--device", "cpu", "--framework", "torch,chainer",
+                      "--registry", local_registry)
+    assert code == 0, err
+    code, out, err = sd(capsys, "push", "--framework", "torch,chainer")
+    assert code == 0, err
+    assert f"{local_registry}/showdown/torch@sha256:" in out and f"{local_registry}/showdown/chainer@sha256:" in out
+    to_moto = ["--env", f"AWS_ENDPOINT_URL={aws}", "--env", "AWS_ACCESS_KEY_ID=testing", "--env", "AWS_SECRET_ACCESS_KEY=testing"]
+    code, out, err = sd(capsys, "submit", "--framework", "torch,chainer", "--probe", "layers/dense", "--probe",
+                        "graphs/define_by_run", "--quick", "--timeout", "600", *to_moto)
+    assert code == 0, err
+    run = out.strip().splitlines()[-1]
+    code, out, err = sd(capsys, "status", run, "--watch", "--interval", "1")
+    assert code == 0, out + err
+    assert "2 succeeded" in out
+
+    code, out, err = sd(capsys, "collect", run, "--out", str(tmp_path / "results"))
+    assert code == 0, out + err
+    folder = tmp_path / "results" / run
+    docs = {load_document(p)["framework"]: load_document(p) for p in folder.glob("*-cpu-*.json")}
+    assert set(docs) == {"torch", "chainer"}
+    for name, doc in docs.items():
+        assert not validate_document(doc) and doc["complete"]
+        assert doc["records"]["layers/dense"]["status"] == "ok", name
+        assert doc["runner"]["name"] == "system" and doc["runner"]["python"] == "/opt/venv/bin/python"
+    assert cli.main(["validate", str(folder)]) == 0
+    report = (folder / "report.md").read_text()
+    assert "torch" in report and "chainer" in report
+
+    # a job whose suite fails inside its container: FAILED, and the end of its log says why
+    code, out, err = sd(capsys, "submit", "--framework", "torch", "--probe", "layers/no_such_op", "--timeout", "600", *to_moto)
+    assert code == 0, err
+    bad = out.strip().splitlines()[-1]
+    code, out, _ = sd(capsys, "status", bad, "--watch", "--interval", "1")
+    assert code == 1
+    assert "torch-cpu failed" in out and "unknown probe 'layers/no_such_op'" in out

@@ -126,7 +126,8 @@ def test_the_batch_dockerfile_refuses_to_build_with_network(framework_image: Any
     check = dockerfile[dockerfile.index("RUN python3 -c \"import os, sys;"):dockerfile.index("COPY wheels/")]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "Dockerfile").write_text(f"FROM {framework_image.labels['org.showdown.base']}\n{check}")
-        c.images.build(path=tmp, network_mode="none", pull=False, nocache=True, rm=True, forcerm=True)
+        image, _ = c.images.build(path=tmp, network_mode="none", pull=False, nocache=True, rm=True, forcerm=True)
+        c.images.remove(image.id)  # an untagged image nothing else uses: not left behind
         with pytest.raises(Exception, match="must have no network"):
             c.images.build(path=tmp, network_mode="host", pull=False, nocache=True, rm=True, forcerm=True)
 
