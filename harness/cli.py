@@ -494,7 +494,8 @@ def cmd_images(args: argparse.Namespace) -> int:
     for col in ("tag", "framework", "version", "flavour", "size", "id", "built"):
         t.add_column(col)
     for r in sorted(rows, key=lambda r: (r["framework"] or "", r["flavour"] or "")):
-        t.add_row(", ".join(r["tags"]) or "<untagged>", r["framework"] or "?", r["framework_version"] or "?", r["flavour"] or "?",
+        t.add_row(", ".join(r["tags"]) or "<untagged>", r["framework"] or "?", r["framework_version"] or "?",
+                  (r["flavour"] or "?") + (" + batch layer" if r.get("batch") else ""),
                   f"{r['size_bytes'] / 1e9:.2f} GB", r["id"][7:19], (r["created"] or "")[:19])
     con.print(t)
     if not rows:

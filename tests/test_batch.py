@@ -556,6 +556,14 @@ def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
+    from harness.runners import images
+
+    c = images.client()  # the tags push made for this registry go with it (the images stay under their own tags)
+    for image in c.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"127.0.0.1:{port}/"):
+                with contextlib.suppress(Exception):
+                    c.images.remove(tag, noprune=False)
 
 
 def test_end_to_end_two_frameworks_run_in_their_images_and_come_back_as_documents(

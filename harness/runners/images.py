@@ -243,6 +243,7 @@ def describe(image: Any) -> dict[str, Any]:
         "created": image.attrs.get("Created"), "framework": labels.get(LABEL), "flavour": labels.get("org.showdown.flavour"),
         "framework_version": labels.get("org.showdown.framework-version"), "base": labels.get("org.showdown.base"),
         "repo_digests": list(image.attrs.get("RepoDigests") or []),
+        "batch": labels.get("org.showdown.batch") == "1",  # the AWS Batch layer on top (runners/batch_image.py)
     }
 
 
