@@ -611,3 +611,33 @@ def test_end_to_end_two_frameworks_run_in_their_images_and_come_back_as_document
     code, out, _ = sd(capsys, "status", bad, "--watch", "--interval", "1")
     assert code == 1
     assert "torch-cpu failed" in out and "unknown probe 'layers/no_such_op'" in out
+
+
+def test_a_role_batch_cannot_see_yet_is_retried_and_any_other_refusal_is_not() -> None:
+    calls: list[int] = []
+
+    def late_role() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("ClientException: instanceRole arn:aws:iam::1:instance-profile/x is not authorized yet")
+        return "made"
+
+    assert b._fresh_iam_retry(late_role, pause_s=0) == "made" and len(calls) == 3
+
+    def bad_types() -> str:
+        calls.append(1)
+        raise RuntimeError("ClientException: instance type g9.huge is invalid")
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match=r"g9\.huge"):
+        b._fresh_iam_retry(bad_types, pause_s=0)
+    assert len(calls) == 1
+
+    def never() -> str:
+        calls.append(1)
+        raise RuntimeError("role x cannot be assumed")
+
+    calls.clear()
+    with pytest.raises(RuntimeError, match="cannot be assumed"):
+        b._fresh_iam_retry(never, tries=4, pause_s=0)
+    assert len(calls) == 4

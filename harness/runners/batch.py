@@ -529,8 +529,9 @@ def _setup_steps(stack: Stack, frameworks: list[str], aws: Aws, items: list[Item
             }
             if stack.device == "cuda":
                 resources["ec2Configuration"] = [{"imageType": "ECS_AL2_NVIDIA"}]
-            aws.batch.create_compute_environment(computeEnvironmentName=stack.ce_name, type="MANAGED", state="ENABLED",
-                                                 computeResources=resources, serviceRole=service_role, tags=tags)
+            _fresh_iam_retry(lambda: aws.batch.create_compute_environment(
+                computeEnvironmentName=stack.ce_name, type="MANAGED", state="ENABLED", computeResources=resources,
+                serviceRole=service_role, tags=tags))
             undo.add(f"compute environment {stack.ce_name}", lambda: _delete_ce(aws, stack.ce_name))
             created.append(Item("compute environment", stack.ce_name, "created"))
             _wait(f"compute environment {stack.ce_name}", lambda: (_compute_environment(aws, stack.ce_name) or {}).get("status"),
@@ -545,6 +546,22 @@ def _setup_steps(stack: Stack, frameworks: list[str], aws: Aws, items: list[Item
             created.append(Item("job queue", stack.queue_name, "created"))
             _wait(f"job queue {stack.queue_name}", lambda: (_queue(aws, stack.queue_name) or {}).get("status"), ("VALID",), say=say)
             say(f"created job queue {stack.queue_name}")
+
+
+def _fresh_iam_retry(call: Callable[[], Any], tries: int = 12, pause_s: float = 5.0) -> Any:
+    """IAM is eventually consistent: a role or instance profile made a moment ago may not be visible to Batch yet.
+    Such a refusal is retried for about a minute; any other is raised at once."""
+    for attempt in range(tries):
+        try:
+            return call()
+        except Exception as exc:
+            text = str(exc).lower()
+            about_iam = any(w in text for w in ("instance profile", "instancerole", "role"))
+            not_yet = any(w in text for w in ("not authorized", "cannot be assumed", "invalid", "does not exist", "not found"))
+            if attempt == tries - 1 or not (about_iam and not_yet):
+                raise
+            time.sleep(pause_s)
+    return None
 
 
 def _batch_service_role(aws: Aws) -> str:
