@@ -75,12 +75,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _frameworks(text: str) -> list[str]:
-    names = list(registry.frameworks()) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    names = registry.select(text)  # an unknown name is a one-line error
     if not names:
         raise b.BatchError(f"no framework in --framework {text!r}")
-    for n in names:
-        registry.get(n)  # an unknown name is a one-line error
-    return list(dict.fromkeys(names))
+    return names
 
 
 def _csv(text: str | None) -> list[str] | None:

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the suite against one framework", formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Run the shared suite against one framework on one device and write a result document.")
     run.add_argument("--framework", "-f", required=True,
-                     help="framework name (see `showdown list`), several comma-separated, or 'all'; one failing does not stop the others")
+                     help="framework name (see `showdown list`), several comma-separated, or a group: 'all' (today's six), 'legacy' (the 2018 post's other eight), 'every'; one failing does not stop the others")
     run.add_argument("--device", "-d", default="cpu", help="cpu (default) or cuda")
     run.add_argument("--suite", "-s", action="append", default=None,
                      help=f"suites, comma-separated or repeated (default: all: {','.join(SUITES)})")
@@ -226,12 +226,14 @@ def cmd_list() -> int:
 
     con = _console()
     t = Table(title="Frameworks")
-    for col in ("name", "framework", "adapter", "cpu requirements", "cuda requirements"):
+    for col in ("name", "framework", "group", "adapter", "runs under", "cpu requirements", "cuda requirements"):
         t.add_column(col)
     for info in registry.frameworks().values():
-        t.add_row(info.name, info.display, info.adapter,
-                  *("yes" if info.requirements(dev).exists() else "missing" for dev in ("cpu", "cuda")))
+        t.add_row(info.name, info.display, "legacy" if info.legacy else "all",
+                  info.adapter or "none: recorded by its attempts", ", ".join(info.runners) or "any runner",
+                  *("yes" if info.requirements(dev).exists() else "-" for dev in ("cpu", "cuda")))
     con.print(t)
+    con.print("Groups for --framework: " + "; ".join(f"{k}: {v}" for k, v in registry.GROUPS.items()))
     con.print(f"Suites: {', '.join(SUITES)}")
     t = Table(title=f"Ops ({CATALOG_VERSION})")
     for col in ("#", "id", "name", "kind"):
@@ -269,12 +271,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.probes import SUITES, plan
     from harness.runners import get_runner
 
-    names = list(registry.frameworks()) if args.framework.strip() == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
-    if not names:
-        raise UsageError(f"no framework named in --framework {args.framework!r}; `showdown list` shows them, or use all")
-    twice = sorted({n for n in names if names.count(n) > 1})
+    parts = [n.strip() for n in args.framework.split(",") if n.strip()]
+    twice = sorted({n for n in parts if parts.count(n) > 1})
     if twice:
         raise UsageError(f"framework {twice[0]!r} named twice in --framework")
+    names = registry.select(args.framework)
+    if not names:
+        raise UsageError(f"no framework named in --framework {args.framework!r}; `showdown list` shows them, or use all")
     infos = [registry.get(n) for n in names]
     _check_device(args.device)
     suites = _parse_suites(",".join(args.suite) if args.suite else ",".join(SUITES))
@@ -470,7 +473,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             return 0
         if args.action == "build":
             _check_device(args.device)
-            names = list(registry.frameworks()) if args.framework == "all" else args.framework.split(",")
+            names = registry.select(args.framework)
             base = args.base_image or os.environ.get("SHOWDOWN_BASE_IMAGE", images.DEFAULT_BASE)
             failed = 0
             for name in names:
@@ -509,7 +512,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from harness.runners.locking import parse, write_lock
 
     _check_device(args.device)
-    names = list(registry.frameworks()) if args.framework == "all" else [n.strip() for n in args.framework.split(",") if n.strip()]
+    names = registry.select(args.framework)
     failed = 0
     for name in names:
         info = registry.get(name)
