@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", "-s", action="append", default=None,
                      help=f"suites, comma-separated or repeated (default: all: {','.join(SUITES)})")
     run.add_argument("--out", "-o", type=Path, default=Path("results"), help="folder for result documents (default: results)")
-    run.add_argument("--runner", default="venv", choices=RUNNERS,
-                     help="venv: the framework's own virtualenv (default); docker: its image (built if missing); local: this "
+    run.add_argument("--runner", default=None, choices=RUNNERS,
+                     help="venv: the framework's own virtualenv (default, except for a framework that runs only in its "
+                          "image, e.g. caffe); docker: its image (built if missing); local: this "
                           "interpreter; system: an interpreter that already holds the framework (--python), nothing built")
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
@@ -302,7 +303,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     args.out = check_output_folder(args.out)  # before any environment is built
     timeouts = {s: args.timeout for s in SUITES} if args.timeout else {}
-    runner = _runner(args, get_runner)
+    runners: dict[str, Any] = {}
+
+    def runner_for(info: registry.FrameworkInfo) -> Any:
+        name = args.runner or (info.runners[0] if info.runners else "venv")
+        if info.runners and name not in info.runners:
+            raise UsageError(f"{info.name} runs only under the {' or '.join(info.runners)} runner ({info.note}); "
+                             f"drop --runner {name}")
+        if name not in runners:
+            runners[name] = _runner(args, get_runner, name)
+        return runners[name]
+
     con = _console()
     outcomes: list[tuple[str, str, str]] = []
     from harness.runners.lock import folder_lock
@@ -310,7 +321,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with folder_lock(args.out, wait=args.wait, say=lambda text: con.print(f"[dim]{text}[/dim]")):
         for info in infos:
             try:
-                result = _run_one(con, info, args, suites, probes, timeouts, runner)
+                result = _run_one(con, info, args, suites, probes, timeouts, runner_for(info))
                 doc = result.document
                 state = "complete" if doc["complete"] else "incomplete"
                 outcomes.append((info.name, state, str(result.path)))
@@ -445,12 +456,12 @@ def _throughput_headline(doc: dict[str, Any]) -> str:
     return ", ".join(parts) if parts else "-"
 
 
-def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
-    if args.runner == "venv":
+def _runner(args: argparse.Namespace, get_runner: Any, name: str) -> Any:
+    if name == "venv":
         return get_runner("venv", rebuild=args.rebuild_env)
-    if args.runner == "system":
+    if name == "system":
         return get_runner("system", python=args.python)
-    if args.runner == "docker":
+    if name == "docker":
         from harness.runners.images import DockerUnavailable
 
         try:
@@ -458,7 +469,7 @@ def _runner(args: argparse.Namespace, get_runner: Any) -> Any:
             return get_runner("docker", base=args.base_image, rebuild=args.rebuild_env, flavour=args.flavour, **memory)
         except DockerUnavailable as exc:
             raise UsageError(str(exc)) from None
-    return get_runner(args.runner)
+    return get_runner(name)
 
 
 # ------------------------------------------------------------------------------------------------ images
