@@ -320,6 +320,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with folder_lock(args.out, wait=args.wait, say=lambda text: con.print(f"[dim]{text}[/dim]")):
         for info in infos:
+            if not info.has_adapter:
+                outcomes.append(_record_attempts(con, info, args))
+                continue
             try:
                 result = _run_one(con, info, args, suites, probes, timeouts, runner_for(info))
                 doc = result.document
@@ -386,10 +389,26 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
     return result
 
 
+def _record_attempts(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace) -> tuple[str, str, str]:
+    """A row without an adapter: run its attempts again and record what they answered (always written)."""
+    from harness import attempts
+
+    try:
+        spec = attempts.load(info)
+    except attempts.AttemptsError as exc:
+        con.print(f"[red]{info.name}: {exc}[/red]")
+        return (info.name, "failed", str(exc))
+    reason, tried = attempts.run_attempts(spec, say=lambda t: con.print(f"[dim]{t}[/dim]"))
+    recipe = attempts.recipe_entry(spec)
+    path = _record_unavailable(args, info, None, reason, tried + ([recipe] if recipe else []), always=True)
+    con.print(f"[yellow]{reason}[/yellow]\nrecorded: {path}")
+    return (info.name, "unavailable", str(path))
+
+
 def _record_unavailable(args: argparse.Namespace, info: registry.FrameworkInfo, runner: Any, reason: str,
-                        tried: list[dict[str, Any]]) -> None:
-    if not getattr(args, "record_unavailable", False):
-        return
+                        tried: list[dict[str, Any]], always: bool = False) -> Path | None:
+    if not always and not getattr(args, "record_unavailable", False):
+        return None
     import datetime as _dt
 
     from harness.environment import cpu_model, memory_bytes, nvidia_smi
@@ -399,10 +418,12 @@ def _record_unavailable(args: argparse.Namespace, info: registry.FrameworkInfo, 
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = unused_path(args.out, document_name(info.name, args.device, stamp))
     machine = {"cpu": cpu_model(), "memory_bytes": memory_bytes(), "gpu": nvidia_smi(args.device)}
-    doc = new_unavailable_document(run_id=path.stem, framework=info.name, device=args.device, reason=f"{info.name}: {reason}",
-                                   tried=tried, runner={"name": runner.name}, harness=harness_identity((args.out,)),
-                                   machine=machine)
+    text = reason if reason.startswith(info.name) else f"{info.name}: {reason}"
+    doc = new_unavailable_document(run_id=path.stem, framework=info.name, device=args.device, reason=text, tried=tried,
+                                   runner={"name": runner.name if runner is not None else "attempts"},
+                                   harness=harness_identity((args.out,)), machine=machine)
     write_json_atomic(path, doc)
+    return path
 
 
 def print_summary(con: Any, doc: dict[str, Any]) -> None:
