@@ -663,15 +663,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     stamp = None if args.no_timestamp else _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     status = EXIT_INVALID_INPUT if loaded.skipped else 0
     unavailable = [d for d in docs if not is_run(d)]
+    absent = _not_measured(docs, scores)
     docs = [d for d in docs if is_run(d)]
-    text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable)
+    text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable, not_measured=absent)
     if args.out_dir is None:
         sys.stdout.write(text)
         return status
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
-        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable)
+        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable, absent)
         write_text_atomic(args.out_dir / "report.md", text)
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:
@@ -697,11 +698,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     loaded = Loaded()
-    _, rubric, scores = _scored(args.paths, True, args.rubric, loaded, args.device)
+    docs, rubric, scores = _scored(args.paths, True, args.rubric, loaded, args.device)
     status = EXIT_INVALID_INPUT if loaded.skipped else 0
+    absent = _not_measured(docs, scores)
     if args.json:
         print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores],
-                          "skipped": loaded.skipped}, indent=1))
+                          "not_measured": [asdict(n) for n in absent], "skipped": loaded.skipped}, indent=1))
         return status
     from rich.table import Table
 
@@ -711,8 +713,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     for s in scores:
         t.add_row(s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
                   _fmt1(s.score_2018["overall"]) if s.score_2018 else "-")
-    _console().print(t)
+    for n in absent:
+        if n.run_id is not None:  # an 'unavailable' document: a row, its 2018 score labelled as not re-measured
+            t.add_row(n.framework, "-", "did not run", *("-" for _ in rubric.categories),
+                      f"{_fmt1(n.score_2018['overall'])} (not re-measured)" if n.score_2018 else "-")
+    con = _console()
+    con.print(t)
+    ran_not = [n.framework for n in absent if n.run_id is not None]
+    if ran_not:
+        con.print(f"Did not run here: {', '.join(ran_not)} (their documents say what was tried and why; "
+                  "`showdown report` lists it)")
+    missing = [n for n in absent if n.run_id is None]
+    if missing:
+        con.print("No document in these results: " + ", ".join(
+            n.framework + (f" (2018 overall {_fmt1(n.score_2018['overall'])}, not re-measured)" if n.score_2018 else "")
+            for n in missing) + f"; `showdown run --framework {','.join(n.framework for n in missing)}` measures or records them.")
     return status
+
+
+def _not_measured(docs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> list[Any]:
+    """Every known framework without a scored run: unavailable documents first-class, the others named."""
+    from harness.scoring.score import not_measured
+
+    return not_measured([s.framework for s in scores], [d for d in docs if not is_run(d)], list(registry.frameworks()))
 
 
 def cmd_activity(args: argparse.Namespace) -> int:

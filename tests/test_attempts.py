@@ -130,3 +130,31 @@ def test_torch7_as_observed_here(tmp_path: Path) -> None:
     assert reason.startswith("torch7 cannot run here: 4 of 4 needed attempts failed")
     assert [t["exit_code"] for t in tried] == [1, 22, 22, 1]
     assert tried[3]["output"] == "lua-torch packages in bullseye: 0"
+
+
+def test_score_and_report_show_every_known_row_with_2018_scores_labelled(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A measured run is scored; an unavailable row is shown with its 2018 score as not re-measured and never scored;
+    a known framework without any document is still named, with its 2018 score."""
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent / "results"
+    folder = tmp_path / "r"
+    folder.mkdir()
+    shutil.copy(next(repo.glob("torch-cpu-*.json")), folder)
+    shutil.copy(next(repo.glob("cntk-cpu-*.json")), folder)
+    assert cli.main(["score", str(folder), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [s["framework"] for s in out["scores"]] == ["torch"]
+    absent = {n["framework"]: n for n in out["not_measured"]}
+    assert absent["cntk"]["run_id"] and absent["cntk"]["reason"].startswith("cntk cannot run here")
+    assert absent["cntk"]["score_2018"]["overall"] == 74.4 and absent["cntk"]["score_2018"]["name"] == "CNTK"
+    assert absent["torch7"]["run_id"] is None and absent["torch7"]["score_2018"]["name"] == "Torch"
+    assert absent["jax"]["score_2018"] is None
+    assert set(absent) == set(registry.frameworks()) - {"torch"}
+    assert cli.main(["report", str(folder), "--out-dir", str(folder)]) == 0
+    md = (folder / "report.md").read_text()
+    assert "| cntk | - | did not run | - | - | - | 74.4 (not re-measured) |" in md
+    assert "No document in these results (2018 overall, not re-measured): tensorflow 84.0," in md
+    html = (folder / "report.html").read_text()
+    assert "74.4 (2018, not re-measured)" in html and "apt-cache pkgnames python3.6" in html

@@ -55,7 +55,7 @@ def _num(v: float | None, digits: int = 1) -> str:
 
 
 def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rubric: rb.Rubric, generated: str | None,
-           snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = ()) -> str:
+           snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = ()) -> str:
     by_fw = {d["framework"]: d for d in docs}
     order = [s.framework for s in scores]
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>showdown report</title><style>{CSS}</style></head><body>",
@@ -66,8 +66,11 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
 
     if unavailable:
         parts.append("<h2 id=\"unavailable\">Did not run here</h2><ul>" + "".join(
-            f"<li><b>{e(d['framework'])}</b> on {e(d['device'])}: {e(d['reason'])}<br><span class=\"muted\">tried: "
-            + e("; ".join(f"{t['what']}: {t['outcome']}" for t in d["tried"])) + "</span></li>"
+            f"<li><b>{e(d['framework'])}</b> on {e(d['device'])} ({e(d['created_at'])}): {e(d['reason'])}<ul>" + "".join(
+                f"<li>{e(t['what'])}: <b>{e(t['outcome'])}</b>"
+                + (f"<br><code>{e(' '.join(t['command'].split()))}</code>" if t.get("command") else "")
+                + (f"<details><summary>output</summary><pre>{e(t['output'])}</pre></details>" if t.get("output") else "")
+                + "</li>" for t in d["tried"]) + "</ul></li>"
             for d in sorted(unavailable, key=lambda d: d["framework"])) + "</ul>")
 
     # overall
@@ -80,7 +83,17 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
         rows.append([e(label(by_fw[s.framework])), e(s.tier or "-"), _num(s.overall),
                      *(_num(s.categories.get(c.id)) for c in rubric.categories),
                      _num(past["overall"]) if past else '<td class="num">not scored in 2018</td>'])
+    for n in not_measured:
+        if n.run_id is not None:
+            rows.append([e(n.framework), "-", '<td class="unsupported"><a href="#unavailable">did not run</a></td>',
+                         *("-" for _ in rubric.categories),
+                         f'<td class="num">{n.score_2018["overall"]:.1f} (2018, not re-measured)</td>' if n.score_2018
+                         else "not scored in 2018"])
     parts.append(_table(["framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"], rows))
+    missing = [n for n in not_measured if n.run_id is None]
+    if missing:
+        parts.append("<p class=\"muted\">No document in these results (2018 overall, not re-measured): " + e(", ".join(
+            n.framework + (f" {n.score_2018['overall']:.1f}" if n.score_2018 else "") for n in missing)) + ".</p>")
 
     # radars
     parts.append("<h2 id=\"radars\">Categories per framework</h2><div class=\"radars\">")

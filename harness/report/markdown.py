@@ -95,9 +95,10 @@ def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> 
 
 
 def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
-           rubric: Any = None, unavailable: Sequence[dict[str, Any]] = ()) -> str:
+           rubric: Any = None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = ()) -> str:
     """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output);
-    `unavailable`: documents of frameworks that could not run here, listed with what was tried."""
+    `unavailable`: documents of frameworks that could not run here, listed with what was tried; `not_measured`:
+    the known frameworks without a run (scoring.score.NotMeasured), shown with their 2018 scores as not re-measured."""
     docs = sorted(docs, key=lambda d: (d["framework"] != BASELINE, d["framework"], d["device"]))
     cols = [label(d) for d in docs]
     lines: list[str] = ["# showdown report", ""]
@@ -106,8 +107,12 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
     if unavailable:
         lines += ["## Did not run here", ""]
         for d in sorted(unavailable, key=lambda d: d["framework"]):
-            tried = "; ".join(f"{t['what']}: {t['outcome']}" for t in d["tried"])
-            lines.append(f"- {d['framework']} on {d['device']}: {d['reason']} (tried: {tried})".replace("\n", " "))
+            lines.append(f"- **{d['framework']}** on {d['device']} ({d['created_at']}): {d['reason']}".replace("\n", " "))
+            for t in d["tried"]:
+                command = f" `{' '.join(t['command'].split())}`" if t.get("command") else ""
+                output = (t.get("output") or "").strip().splitlines()
+                last = f" → {output[-1][:160]}" if output else ""
+                lines.append(f"  - {t['what']}: {t['outcome']}{command}{last}".replace("\n", " "))
         lines.append("")
     if scores and rubric is not None:
         lines += [f"## Scores ({rubric.id} v{rubric.version})", "",
@@ -115,7 +120,14 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
                   "the mean of the categories; tiers are clusters of overall scores. 2018: the post's published score.", ""]
         lines += _table(["framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"],
                         [[s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
-                          _fmt1(s.score_2018["overall"]) if s.score_2018 else "not scored"] for s in scores])
+                          _fmt1(s.score_2018["overall"]) if s.score_2018 else "not scored"] for s in scores]
+                        + [[n.framework, "-", "did not run", *("-" for _ in rubric.categories),
+                            f"{_fmt1(n.score_2018['overall'])} (not re-measured)" if n.score_2018 else "not scored"]
+                           for n in not_measured if n.run_id is not None])
+        missing = [n for n in not_measured if n.run_id is None]
+        if missing:
+            lines += ["", "No document in these results (2018 overall, not re-measured): " + ", ".join(
+                n.framework + (f" {_fmt1(n.score_2018['overall'])}" if n.score_2018 else "") for n in missing) + "."]
         lines += ["", "Criteria (normalised; m = measured by probes, f = facts file, s = activity snapshot):", ""]
         tag = {"measured": "m", "facts": "f", "snapshot": "s", "missing": ""}
         rows = []

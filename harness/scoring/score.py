@@ -22,7 +22,9 @@ from harness.scoring import rubric as rb
 
 DATA_DIR = Path(__file__).parent / "data"
 #: the 2018 post's name for each framework it scored (JAX did not exist then)
-NAMES_2018 = {"torch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "chainer": "Chainer", "paddle": "PaddlePaddle"}
+NAMES_2018 = {"torch": "PyTorch", "tensorflow": "TensorFlow", "mxnet": "MXNet", "chainer": "Chainer", "paddle": "PaddlePaddle",
+              "theano": "Theano", "caffe": "Caffe", "bigdl": "BigDL", "caffe2": "Caffe2", "cntk": "CNTK", "dl4j": "DL4J",
+              "neon": "Neon", "torch7": "Torch"}
 MAINTENANCE = {"active": 2, "maintenance": 1, "retired": 0}
 
 
@@ -47,6 +49,17 @@ class FrameworkScore:
     score_2018: dict[str, Any] | None
 
 
+@dataclass
+class NotMeasured:
+    """A framework with no run in the documents scored: its 2018 published score is shown, labelled as not
+    re-measured, beside why (its 'unavailable' document's reason, or that the results hold no document for it)."""
+
+    framework: str
+    reason: str
+    run_id: str | None
+    score_2018: dict[str, Any] | None
+
+
 def load_facts(name: str, root: Path = FRAMEWORKS_DIR) -> dict[str, Any]:
     path = root / name / "facts.toml"
     if not path.exists():
@@ -66,6 +79,31 @@ def latest_snapshot(data_dir: Path = DATA_DIR) -> tuple[str | None, dict[str, An
 def scores_2018() -> dict[str, dict[str, Any]]:
     with (DATA_DIR / "showdown-2018.csv").open() as fh:
         return {row["framework"]: row for row in csv.DictReader(fh)}
+
+
+def published_2018(framework: str) -> dict[str, Any] | None:
+    """The 2018 post's category and overall scores of a framework (None for one it did not score, e.g. JAX)."""
+    old = scores_2018().get(NAMES_2018.get(framework, ""))
+    if old is None:
+        return None
+    return {"overall": float(old["overall_mean_of_categories"]), "snc": float(old["cat_snc"]),
+            "api": float(old["cat_api"]), "platform": float(old["cat_platform"]), "name": old["framework"]}
+
+
+def not_measured(scored: Sequence[str], unavailable: Sequence[Mapping[str, Any]], roster: Sequence[str]) -> list[NotMeasured]:
+    """Every framework of `roster` (and every one with an 'unavailable' document) that has no scored run, in roster
+    order: with the newest unavailable document's reason, or 'no document'."""
+    newest: dict[str, Mapping[str, Any]] = {}
+    for d in unavailable:
+        if d["framework"] not in newest or d["created_at"] > newest[d["framework"]]["created_at"]:
+            newest[d["framework"]] = d
+    names = [n for n in [*roster, *sorted(newest)] if n not in scored]
+    out = []
+    for name in dict.fromkeys(names):
+        doc = newest.get(name)
+        reason = doc["reason"] if doc else "no result document in these results"
+        out.append(NotMeasured(name, reason, doc["run_id"] if doc else None, published_2018(name)))
+    return out
 
 
 def _fact(facts: Mapping[str, Any], key: str) -> tuple[Any, list[str], str]:
@@ -166,16 +204,11 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
         rows[name] = crit
         device[name] = doc["device"]
     table = score_table({fw: {cid: cs.raw for cid, cs in crit.items()} for fw, crit in rows.items()}, rubric)
-    past = scores_2018()
     out = []
     for fw, crit in rows.items():
         for cid, cs in crit.items():
             cs.normalised = table[fw]["normalised"][cid]
-        old = past.get(NAMES_2018.get(fw, ""))
-        score_2018 = None
-        if old is not None:
-            score_2018 = {"overall": float(old["overall_mean_of_categories"]), "snc": float(old["cat_snc"]),
-                          "api": float(old["cat_api"]), "platform": float(old["cat_platform"]), "name": old["framework"]}
-        out.append(FrameworkScore(fw, device[fw], crit, table[fw]["categories"], table[fw]["overall"], table[fw]["tier"], score_2018))
+        out.append(FrameworkScore(fw, device[fw], crit, table[fw]["categories"], table[fw]["overall"], table[fw]["tier"],
+                                  published_2018(fw)))
     out.sort(key=lambda s: -(s.overall if s.overall is not None else -1))
     return out
