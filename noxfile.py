@@ -26,6 +26,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(name="tests-legacy", python=PYTHON)
+def tests_legacy(session: nox.Session) -> None:
+    """The tests of the 2018 post's other frameworks (theano, caffe, bigdl, caffe2: their virtualenvs and images are
+    built on first use; the rows that cannot run are tested by `nox -s tests`). Extra arguments go to pytest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "legacy", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff over everything, mypy (strict) over the framework-neutral core."""
@@ -45,6 +53,20 @@ def smoke(session: nox.Session) -> None:
     if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
         args = ["--framework", "all", *args]
     session.run("showdown", "run", "--device", "cpu", *args, success_codes=[0, 3])  # 3: some framework could not run; the others did
+    session.run("showdown", "report", "results", "--out-dir", "results")
+    session.run("showdown", "validate", "results")
+
+
+@nox.session(name="smoke-legacy", python=PYTHON)
+def smoke_legacy(session: nox.Session) -> None:
+    """The 2018 post's other eight frameworks: the suite where they still run (theano and bigdl in virtualenvs, caffe
+    and caffe2 in Debian bullseye images, which need Docker), the recorded attempts where they do not; then the report
+    of everything in results/. Extra arguments go to `showdown run`."""
+    session.install("-e", ".[docker]")
+    args = list(session.posargs)
+    if not any(a in ("--framework", "-f") or a.startswith("--framework=") for a in args):
+        args = ["--framework", "legacy", *args]
+    session.run("showdown", "run", "--device", "cpu", *args, success_codes=[0, 3])
     session.run("showdown", "report", "results", "--out-dir", "results")
     session.run("showdown", "validate", "results")
 

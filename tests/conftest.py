@@ -55,3 +55,21 @@ def framework_image(name: str, device: str = "cpu") -> str:
     base = base or images.base_image(images.LOCAL_BASE, say=lambda text: None)
     images.build(info, device, base, lambda text: None)
     return tag
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the legacy rows (the 2018 post's other frameworks: old images, JVMs, big wheels) carry the `legacy`
+    marker and run in their own session, `nox -s tests-legacy` (pytest -m legacy); the default run leaves them out
+    unless a -m expression is given. CI runs the default session and a sample of the legacy one."""
+    explicit = bool(config.getoption("-m"))
+    kept, left = [], []
+    for item in items:
+        mark = item.get_closest_marker("framework")
+        name = mark.args[0] if mark and mark.args else None
+        legacy = bool(name) and name in registry.frameworks() and registry.get(name).legacy
+        if legacy:
+            item.add_marker(pytest.mark.legacy)
+        (left if legacy and not explicit else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
