@@ -131,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--framework", "-f", default="all", help="build: framework name(s), comma-separated, or all")
     img.add_argument("--device", "-d", default="cpu", help="build: cpu or cuda flavour")
     img.add_argument("--base-image", default=None, help="build: the base image (default $SHOWDOWN_BASE_IMAGE or python:3.11-slim)")
-    img.add_argument("--tag", default=None, help="base: tag of the Debian image (default showdown/debian:bookworm-py3.11)")
+    img.add_argument("--tag", default=None, help="base: tag of the Debian image (default showdown/debian:bookworm-py3.11, "
+                                                 "or showdown/debian:bullseye-py3.9 with --release bullseye)")
+    img.add_argument("--release", default="bookworm", choices=["bookworm", "bullseye"],
+                     help="base: the Debian release (bookworm, Python 3.11; bullseye, Python 3.9, for frameworks only "
+                          "that release packages, e.g. caffe)")
 
     lck = sub.add_parser("lock", help="pin every package a framework's environment holds (transitive dependencies too)",
                          description="Resolve frameworks/<name>/requirements-<flavour>.txt in a fresh virtualenv and "
@@ -500,8 +504,10 @@ def cmd_images(args: argparse.Namespace) -> int:
     con = _console()
     try:
         if args.action == "base":
-            tag = images.base_image(args.tag or images.LOCAL_BASE, say=lambda t: con.print(f"[dim]{t}[/dim]"))
-            con.print(f"base image: {tag} (use it with --base-image {tag} or SHOWDOWN_BASE_IMAGE={tag})")
+            tag = images.base_image(args.tag, say=lambda t: con.print(f"[dim]{t}[/dim]"), release=args.release)
+            use = (f"use it with --base-image {tag} or SHOWDOWN_BASE_IMAGE={tag}" if args.release == "bookworm"
+                   else "the frameworks whose row names it are built on it")
+            con.print(f"base image: {tag} ({use})")
             return 0
         if args.action == "build":
             _check_device(args.device)

@@ -57,7 +57,8 @@ def error_line(exc: BaseException, limit: int = 1000) -> str:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # timezone.utc, not datetime.UTC (3.11+): the worker side also runs on Python 3.9 (tests/test_py39.py)
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")  # noqa: UP017
 
 
 def make_record(

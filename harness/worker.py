@@ -106,7 +106,7 @@ def run_probe(adapter: Any, probe_id: str, ctx: Any) -> dict[str, Any]:
     except Exception as exc:
         status = Status.ERROR
         reason = error_line(exc)
-        data = {"traceback": "".join(traceback.format_exception(exc))[-LOG_TAIL_CHARS:]}
+        data = {"traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-LOG_TAIL_CHARS:]}
     return make_record(probe_id, status, reason=reason, data=data, started_at=started, duration_s=time.perf_counter() - t0)
 
 

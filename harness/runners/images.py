@@ -39,6 +39,21 @@ BUILD_LABEL = "org.showdown.build"
 STAGE_LABEL = "org.showdown.stage"
 
 
+@dataclass(frozen=True)
+class Release:
+    """A Debian release `showdown images base` can build: the Python it ships and the glibc its wheels must fit."""
+
+    name: str
+    python: str
+    glibc: tuple[int, int]
+    tag: str
+
+
+#: the local Debian bases; a row with image_base names one of their tags (bullseye: frameworks Debian dropped after it)
+RELEASES = {r.name: r for r in (Release("bookworm", "3.11", (2, 36), LOCAL_BASE),
+                                Release("bullseye", "3.9", (2, 31), "showdown/debian:bullseye-py3.9"))}
+
+
 class DockerUnavailable(Exception):
     """No Docker engine answers; the message says how to get one."""
 
@@ -89,8 +104,30 @@ def lock_lines(wheels: Path) -> list[str]:
     return lines
 
 
+def release_of(tag: str) -> Release | None:
+    return next((r for r in RELEASES.values() if r.tag == tag), None)
+
+
+def system_site_packages(info: FrameworkInfo) -> bool:
+    """Whether the image's virtualenv must see the system's Python packages: when the framework's Debian packages
+    include Python modules (python3-*), as Caffe's bindings are."""
+    return any(p.startswith("python3-") for p in info.system_packages())
+
+
+def wheel_platforms(glibc: tuple[int, int], machine: str | None = None) -> list[str]:
+    """pip --platform values for a glibc: every manylinux tag up to it (and the legacy aliases), for this machine."""
+    import platform
+
+    arch = machine or platform.machine()
+    tags = [f"manylinux_{glibc[0]}_{minor}_{arch}" for minor in range(glibc[1], 4, -1)]
+    return tags + [f"manylinux{alias}_{arch}" for alias in ("2014", "2010", "1")]
+
+
 def build_context(info: FrameworkInfo, device: str, say: Callable[[str], None]) -> tuple[Path, bool]:
     """A build context keyed by the requirements' hash; the wheels are resolved once and reused after that."""
+    release = release_of(info.image_base) if info.image_base else None
+    if release is not None and release.python != "3.11":
+        return _foreign_python_context(info, device, release, say)
     venv = VenvRunner()
     env_dir = venv.env_dir(info, device)
     ctx = home() / "images" / f"{env_dir.name}"
@@ -119,6 +156,43 @@ def build_context(info: FrameworkInfo, device: str, say: Callable[[str], None]) 
     return ctx, reused
 
 
+def _foreign_python_context(info: FrameworkInfo, device: str, release: Release, say: Callable[[str], None]) -> tuple[Path, bool]:
+    """The context of a framework whose image has another Python than the host (Debian bullseye's 3.9): it has no
+    virtualenv of its own here, so pip on the host downloads wheels built for that Python and the release's glibc
+    (binary only: nothing is built for a Python the host does not run)."""
+    import sys
+
+    req = info.requirements(device)
+    lock = lock_path(info, device)
+    platforms = wheel_platforms(release.glibc)
+    key = hashlib.sha256("\0".join([req.read_text(), lock.read_text() if lock.exists() else "", release.python,
+                                     *platforms]).encode()).hexdigest()[:12]
+    ctx = home() / "images" / f"{info.name}-{flavour(device)}-py{release.python.replace('.', '')}-{key}"
+    ready = ctx / ".ready"
+    reused = ready.exists()
+    if not reused:
+        if ctx.exists():
+            shutil.rmtree(ctx)
+        wheels = ctx / "wheels"
+        wheels.mkdir(parents=True)
+        say(f"downloading {info.name}'s wheels for Python {release.python} (Debian {release.name}) for the image")
+        abi = "cp" + release.python.replace(".", "")
+        cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", *pip_isolation(device), "-q",
+               "--python-version", release.python, "--implementation", "cp", "--abi", abi,
+               *(arg for p in platforms for arg in ("--platform", p)), "--only-binary=:all:", "-d", str(wheels),
+               "-r", str(req)]
+        if lock.exists():
+            cmd += ["-c", str(lock)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            err = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("WARNING")]
+            raise EnvironmentBuildError(f"downloading {abi} wheels for {info.name} failed: {err[-1:]}")
+        (ctx / "requirements.lock").write_text("\n".join(lock_lines(wheels)) + "\n")
+        ready.write_text(req.read_text())
+    _copy_source(ctx)
+    return ctx, reused
+
+
 def _copy_source(ctx: Path) -> None:
     """The harness source (small) is copied fresh each time; unchanged files keep Docker's layer cache valid."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
@@ -131,7 +205,11 @@ def _copy_source(ctx: Path) -> None:
 
 
 def framework_version(info: FrameworkInfo, device: str) -> str:
-    """The version pinned on the first requirement line: by convention, the framework itself."""
+    """The version pinned on the first requirement line: by convention, the framework itself; for a framework from
+    a Debian release's packages, its first Debian package and the release."""
+    release = release_of(info.image_base) if info.image_base else None
+    if release is not None and info.system_packages():
+        return f"{info.system_packages()[0]} (Debian {release.name})"
     for line in info.requirements(device).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
@@ -204,6 +282,12 @@ def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None
     no other image and no build cache is touched."""
     c = client()
     t0 = time.perf_counter()
+    if info.image_base:  # the row's own base (e.g. Debian bullseye for a framework only that release packages)
+        base = info.image_base
+        if _image(c, base) is None:
+            release = release_of(base)
+            how = f"`showdown images base --release {release.name}`" if release else "`showdown images base`"
+            raise EnvironmentBuildError(f"{info.name} is built on {base}, which is not on this engine: build it with {how}")
     ctx, reused = build_context(info, device, say)
     tag = image_tag(info, device)
     apt = info.system_packages()
@@ -222,6 +306,7 @@ def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None
         image, _logs = c.images.build(
             path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache, network_mode="none",
             buildargs={"BASE_IMAGE": base_for_image, "FRAMEWORK": info.name, "FLAVOUR": flavour(device),
+                       "VENV_OPTIONS": "--system-site-packages" if system_site_packages(info) else "",
                        "FRAMEWORK_VERSION": framework_version(info, device), "BUILD_ID": build_id, "CONTENT": content},
         )
     except Exception as exc:
@@ -252,9 +337,14 @@ def list_images() -> list[dict[str, Any]]:
     return [describe(img) for img in c.images.list(filters={"label": LABEL})]
 
 
-def base_image(tag: str = LOCAL_BASE, mirror: str | None = None, say: Callable[[str], None] = print) -> str:
-    """Build a Debian bookworm image with Python 3.11 from Debian's packages (debootstrap, then import): for
-    engines that cannot pull from a registry."""
+def base_image(tag: str | None = None, mirror: str | None = None, say: Callable[[str], None] = print,
+               release: str = "bookworm") -> str:
+    """Build a Debian image (bookworm with Python 3.11 by default; bullseye with Python 3.9 for frameworks that exist
+    only as that release's packages) from Debian's packages (debootstrap, then import): for engines that cannot pull
+    from a registry."""
+    if release not in RELEASES:
+        raise EnvironmentBuildError(f"unknown Debian release {release!r}; known: {', '.join(RELEASES)}")
+    tag = tag or RELEASES[release].tag
     c = client()
     if shutil.which("debootstrap") is None:
         raise EnvironmentBuildError("debootstrap is not installed (apt-get install debootstrap)")
@@ -263,9 +353,9 @@ def base_image(tag: str = LOCAL_BASE, mirror: str | None = None, say: Callable[[
     mirror = mirror or _apt_mirror()
     with tempfile.TemporaryDirectory(prefix="showdown-base-") as tmp:
         root = Path(tmp) / "rootfs"
-        say(f"debootstrap bookworm from {mirror} (a few minutes)")
+        say(f"debootstrap {release} from {mirror} (a few minutes)")
         proc = subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                               "bookworm", str(root), mirror], capture_output=True, text=True)
+                               release, str(root), mirror], capture_output=True, text=True)
         if proc.returncode != 0:
             raise EnvironmentBuildError(f"debootstrap failed: {(proc.stdout + proc.stderr).strip().splitlines()[-1:]}")
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):

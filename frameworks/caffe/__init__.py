@@ -1,0 +1,1 @@
+"""Caffe (Debian bullseye's python3-caffe) adapter."""
