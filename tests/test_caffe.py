@@ -77,8 +77,6 @@ def test_document_is_complete_and_ran_on_python_39(doc: dict[str, Any]) -> None:
     assert "has no reference to cudaMalloc" in env["framework_device"]["cuda_in_libcaffe"]
 
 
-@pytest.mark.xfail(strict=True, reason="harness/probes/scale.py keeps an Unsupported raised in a rank's process "
-                                       "without its looked_up evidence, which the schema requires")
 def test_document_validates(doc: dict[str, Any]) -> None:
     assert validate_document(doc) == []
 

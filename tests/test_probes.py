@@ -142,6 +142,24 @@ def test_scale_kills_a_rank_that_never_joins(tmp_path: Path, monkeypatch: pytest
     assert out.status is Status.FAILED and "hung" in out.reason
 
 
+def test_scale_keeps_the_evidence_of_a_rank_that_finds_no_distributed_api(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fakes.adapters import NoDistributed
+
+    out = scale.run(NoDistributed("cpu"), "allreduce", ctx(tmp_path))
+    assert out.status is Status.UNSUPPORTED and out.data["evidence"] == {"looked_up": ["numpy.distributed", "numpy.distributed"]}
+    from harness.results import make_record, validate_document
+    from tests.test_results import sample
+
+    doc = sample()
+    doc["records"]["scale/allreduce"] = make_record("scale/allreduce", out.status, reason=out.reason, data=out.data,
+                                                    started_at="2026-01-01T00:00:00Z", duration_s=1.0)
+    assert validate_document(doc) == []
+    monkeypatch.setenv("SHOWDOWN_FAKE_NO_EVIDENCE", "1")  # the rank processes inherit it
+    out = scale.run(NoDistributed("cpu"), "allreduce", ctx(tmp_path / "again"))
+    assert out.status is Status.UNMAPPED and "without evidence" in out.reason
+
+
 def test_scalability_is_measured_only_where_the_adapter_tries() -> None:
     from harness.scoring import measured
 

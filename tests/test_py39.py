@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: adapters that run on 3.9
 WORKER_SIDE = ["harness/__init__.py", "harness/worker.py", "harness/adapter.py", "harness/environment.py",
                "harness/protocol.py", "harness/results.py", "harness/timing.py", "harness/catalog", "harness/probes",
-               "frameworks/__init__.py", "frameworks/caffe"]
+               "frameworks/__init__.py", "frameworks/caffe", "frameworks/caffe2"]
 #: standard-library names added after Python 3.9 (module -> names)
 NEWER_NAMES = {
     "datetime": {"UTC"}, "enum": {"StrEnum", "ReprEnum", "verify", "member", "nonmember", "global_enum"},
@@ -32,7 +32,7 @@ NEWER_NAMES = {
     "inspect": {"get_annotations"}, "asyncio": {"TaskGroup", "timeout", "Runner"},
     "sys": {"orig_argv", "stdlib_module_names", "exception"}, "os": {"EFD_CLOEXEC", "eventfd", "splice"},
     "types": {"EllipsisType", "NoneType", "NotImplementedType", "UnionType"}, "dataclasses": {"KW_ONLY"},
-    "math": {"cbrt", "exp2", "sumprod"}, "statistics": {"correlation", "covariance", "linear_regression"}, "operator": {"call"}, "hashlib": {"file_digest"},
+    "math": {"cbrt", "exp2", "sumprod"}, "metadata": {"packages_distributions"}, "statistics": {"correlation", "covariance", "linear_regression"}, "operator": {"call"}, "hashlib": {"file_digest"},
 }
 NEWER_MODULES = {"tomllib", "wsgiref.types"}
 NEWER_BUILTINS = {"aiter", "anext", "ExceptionGroup", "BaseExceptionGroup", "EncodingWarning"}

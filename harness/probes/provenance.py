@@ -41,7 +41,19 @@ def _canonical(name: str) -> str:
 def _top_level_owners() -> dict[str, list[str]]:
     from importlib import metadata
 
-    return {top: [_canonical(d) for d in dists] for top, dists in metadata.packages_distributions().items()}
+    owners: dict[str, list[str]] = {}
+    for dist in metadata.distributions():  # what packages_distributions() does (3.10+), written out for Python 3.9
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        tops = (dist.read_text("top_level.txt") or "").split()
+        if not tops:
+            tops = [Path(str(f)).parts[0].removesuffix(".py") for f in (dist.files or [])
+                    if Path(str(f)).parts and not str(f).startswith("..")]
+        for top in dict.fromkeys(t for t in tops if t and t != "__pycache__" and not t.endswith((".dist-info", ".egg-info"))):
+            if _canonical(name) not in owners.setdefault(top, []):
+                owners[top].append(_canonical(name))
+    return owners
 
 
 @lru_cache(maxsize=1)

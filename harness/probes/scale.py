@@ -86,7 +86,11 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
                             "placement": placement}
     unsupported = [r for r in results if r.get("unsupported")]
     if unsupported:
-        return Outcome(Status.UNSUPPORTED, unsupported[0]["unsupported"], data)
+        looked_up = [x for r in unsupported for x in r.get("looked_up") or []]
+        if not looked_up:  # a verdict without evidence is the adapter's word, not a finding (as in the worker)
+            return Outcome(Status.UNMAPPED, f"unsupported without evidence of a lookup: {unsupported[0]['unsupported']}",
+                           {**data, "evidence": {"looked_up": []}})
+        return Outcome(Status.UNSUPPORTED, unsupported[0]["unsupported"], {**data, "evidence": {"looked_up": looked_up}})
     errors = [r for r in results if "error" in r]
     if errors:
         return Outcome(Status.FAILED, f"rank {errors[0]['rank']}: {errors[0]['error']}", data)
@@ -111,7 +115,7 @@ def _child(argv: list[str]) -> int:
         payload: dict[str, Any] = {"rank": r, "api": res.api, "builtin": res.builtin,
                                    "value": np.asarray(res.value, dtype=np.float64).tolist(), "notes": res.notes}
     except Unsupported as exc:
-        payload = {"rank": r, "unsupported": str(exc)}
+        payload = {"rank": r, "unsupported": str(exc) or "unsupported", "looked_up": exc.looked_up}
     except Exception as exc:
         payload = {"rank": r, "error": error_line(exc, 600)}
     write_json_atomic(Path(out), payload)

@@ -373,6 +373,19 @@ class HangingAllReduce(NumpyAdapter):
         return super().allreduce(rank, world, host, port, value)
 
 
+class NoDistributed(NumpyAdapter):
+    """Finds no distributed API and says what it looked up (SHOWDOWN_FAKE_NO_EVIDENCE=1: says nothing)."""
+
+    name = "fake_no_distributed"
+
+    def allreduce(self, rank: int, world: int, host: str, port: int, value: np.ndarray) -> AllReduceResult:
+        from harness.adapter import Unsupported
+
+        if os.environ.get("SHOWDOWN_FAKE_NO_EVIDENCE"):
+            raise Unsupported("no distributed API")
+        raise Unsupported("numpy has no distributed API", looked_up=["numpy.distributed"])
+
+
 class MemoryHog(NumpyAdapter):
     """Dense allocates without bound (stopping at 6 GB, so a broken limit cannot take the machine down)."""
 
