@@ -86,7 +86,7 @@ _BUILTIN: dict[str, FrameworkInfo] = {
         _fw("jax", "JAX (Flax + Optax)", "JaxAdapter"),
         # the 2018 post's other frameworks: run where they still can, recorded with evidence where they cannot
         _legacy("theano", "Theano", "TheanoAdapter", "development ended in 2017; last release 1.0.5 (2020)",
-                THEANO_FLAGS="blas.ldflags="),
+                THEANO_FLAGS="blas.ldflags=,floatX=float32"),
         _legacy("caffe", "Caffe", "CaffeAdapter", "last release 1.0 (2017); runs from Debian bullseye's packages",
                 runners=("docker",), image_base=BULLSEYE_BASE),
         _legacy("bigdl", "BigDL (DLlib on Spark)", "BigdlAdapter", "merged into Intel's ipex-llm in 2024; last DLlib release 2.4.0"),
