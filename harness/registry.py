@@ -89,7 +89,7 @@ _BUILTIN: dict[str, FrameworkInfo] = {
                 THEANO_FLAGS="blas.ldflags=,floatX=float32"),
         _legacy("caffe", "Caffe", "CaffeAdapter", "last release 1.0 (2017); runs from Debian bullseye's packages",
                 runners=("docker",), image_base=BULLSEYE_BASE),
-        _legacy("bigdl", "BigDL (DLlib on Spark)", "BigdlAdapter", "merged into Intel's ipex-llm in 2024; last DLlib release 2.4.0"),
+        _legacy("bigdl", "BigDL (DLlib on Spark)", "BigdlAdapter", "merged into Intel's ipex-llm in 2024; last DLlib release 2.4.0", SPARK_LOCAL_IP="127.0.0.1"),
         _legacy("caffe2", "Caffe2", "Caffe2Adapter", "merged into PyTorch in 2018; runs from torch 1.8.1's wheel, which still carries its Python API, on Debian bullseye's Python 3.9",
                 runners=("docker",), image_base=BULLSEYE_BASE),
         _legacy("cntk", "Microsoft CNTK", None, "development ended in 2019; last release 2.7, wheels for Python 3.6 only"),
