@@ -166,7 +166,7 @@ def test_a_framework_the_interpreter_lacks_gets_an_unavailable_document(tmp_path
     write_json_atomic(out / "other.json", load_document(REPO / "tests" / "data" / "result-v1-torch-cpu.json"))
     assert cli.main(["report", str(out)]) == 0
     report = capsys.readouterr().out
-    assert "## Did not run here" in report and "fake_unavailable on cpu" in report
+    assert "## Did not run here" in report and "**fake_unavailable** on cpu" in report
 
 
 def test_a_budget_stops_starting_probes_and_the_same_command_resumes(tmp_path: Path, fakes: None,
