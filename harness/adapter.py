@@ -213,10 +213,19 @@ class ExportResult:
 
 @dataclass
 class ImportResult:
+    """An imported ONNX model. `run` takes the model's one input (the suite's ONNX probe); `run_many`, where the
+    adapter gives it, takes every graph input in order (an array, a list of arrays for a sequence, None for an
+    omitted optional) and returns every graph output in order (the conformance run over ONNX's node tests).
+    `max_opset`: the highest default-domain opset the importer says it handles, asked of the importer at run time,
+    with `max_opset_evidence` saying how (None: it cannot say)."""
+
     importer: str
     importer_version: str
     run: Callable[[Array], Array]
     notes: list[str] = field(default_factory=list)
+    run_many: Callable[[list[Any]], list[Any]] | None = None
+    max_opset: int | None = None
+    max_opset_evidence: str = ""
 
 
 class Adapter(ABC):

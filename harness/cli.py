@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch_cli.add_parser(sub)
 
+    from harness import conformance
+
+    conformance.add_parser(sub)
+
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
@@ -200,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lock(args)
         if args.command == "activity":
             return cmd_activity(args)
+        if args.command == "conformance":
+            from harness import conformance
+
+            return conformance.command(args)
         if args.command == "batch":
             from harness import batch_cli
 

@@ -1151,4 +1151,27 @@ class TorchAdapter(Adapter):
             with self.torch.no_grad():
                 return self.N(module(self.T(x)))
 
-        return ImportResult("onnx2torch", distribution_versions("onnx2torch")["onnx2torch"], run, notes)
+        def value(t: Any) -> Any:  # an output as NumPy, in its own dtype (bfloat16, which NumPy lacks, as float32)
+            if isinstance(t, (list, tuple)):
+                return [value(item) for item in t]
+            if t is None or not isinstance(t, self.torch.Tensor):
+                return t
+            t = t.detach().cpu()
+            return np.asarray((t.float() if t.dtype == self.torch.bfloat16 else t).numpy())
+
+        def run_many(inputs: list[Any]) -> list[Any]:
+            def tensor(v: Any) -> Any:
+                return None if v is None else [tensor(i) for i in v] if isinstance(v, list) else self.T(v)
+
+            with self.torch.no_grad():
+                out = module(*[tensor(v) for v in inputs])
+            return [value(o) for o in out] if isinstance(out, (list, tuple)) else [value(out)]
+
+        from onnx2torch.node_converters import registry as converters
+
+        versions = [d.version for d in converters._CONVERTER_REGISTRY if d.domain in ("", "ai.onnx")]
+        top = max(versions) if versions else None
+        why = (f"the highest operator version among the {len(versions)} default-domain converters registered in "
+               f"onnx2torch.node_converters.registry._CONVERTER_REGISTRY")
+        return ImportResult("onnx2torch", distribution_versions("onnx2torch")["onnx2torch"], run, notes,
+                            run_many=run_many, max_opset=top, max_opset_evidence=why)

@@ -96,4 +96,8 @@ def dispatch(probe_id: str) -> Callable[[Any, str, Context], Outcome]:
         from harness.probes import scale
 
         return scale.run
+    if suite == "conformance":  # not one of SUITES: ONNX's node tests, run by `showdown conformance`
+        from harness.probes import conformance
+
+        return conformance.run
     raise KeyError(f"unknown suite {suite!r} in probe {probe_id!r}")
