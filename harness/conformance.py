@@ -333,7 +333,8 @@ def render_summary(doc: dict[str, Any]) -> str:
         f"{doc['tests']['selected']} of {doc['tests']['total_cases']} cases in {doc['run']['wall_s']:.0f}s",
         "  " + ", ".join(f"{k} {v}" for k, v in s["counts"].items()),
         f"  pass rate, tested cases: {pct(rate_all)}",
-        f"  pass rate at or below opset {imp['max_opset']}: {pct(rate_op)}",
+        f"  pass rate at or below opset {imp['max_opset']}: {pct(rate_op)}" if imp["max_opset"] is not None
+        else "  the importer names no highest opset: every tested case counts",
         f"  pass rate, every case (untested as not passed): {pct(rate_every)}",
     ]
     worst = sorted(s["failing_ops"].items(), key=lambda kv: -kv[1]["failed"])[:12]
