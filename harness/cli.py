@@ -664,7 +664,33 @@ def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Lo
     seen: set[str] = set()
     runs = [d for d in docs if is_run(d)]
     unique = [d for d in runs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
-    return docs, rubric, score(unique, rubric)
+    return docs, rubric, score(unique, rubric, conformance=_conformance_docs(paths, wanted))
+
+
+def _conformance_docs(paths: Sequence[Path], device: str) -> dict[str, dict[str, Any]]:
+    """The newest valid conformance document of each importer in <folder>/conformance/ of the folders scored (CPU
+    sets only: the node tests run on the CPU); an invalid one is named on stderr and left out."""
+    if device != "cpu":
+        return {}
+    from harness import conformance as conf
+    from harness.results import parse_json
+
+    found: dict[str, dict[str, Any]] = {}
+    for folder in (Path(p) / "conformance" for p in paths if Path(p).is_dir()):
+        for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                doc = parse_json(f.read_bytes(), str(f))
+            except (OSError, ResultError) as exc:
+                print(f"showdown: skipped {f}: {exc}", file=sys.stderr)
+                continue
+            errors = conf.validate(doc)
+            if errors:
+                print(f"showdown: skipped {f}: not a valid conformance document ({errors[0]})", file=sys.stderr)
+                continue
+            name = doc["importer"]["name"]
+            if name not in found or doc["run"]["started_at"] > found[name]["run"]["started_at"]:
+                found[name] = doc
+    return found
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -101,3 +101,56 @@ def scalability(doc: dict[str, Any]) -> Criterion:
     if rec["status"] == "unmapped":
         return Criterion(None, "not measured: the adapter implements no all-reduce", ["scale/allreduce"])
     return Criterion(0.0, f"all-reduce {rec['status']}: {rec['reason'][:120]}", ["scale/allreduce"])
+
+
+def onnx_export_share(doc: dict[str, Any]) -> Criterion:
+    """showdown-2026 v3: the share of the model set that the framework's exporter writes and onnxruntime runs in
+    agreement with the framework's own output, times 2 when the exporter is built in (by the provenance rule), times
+    1 when only a separate package does it. Not determined while the adapter maps no exporter."""
+    recs = {k: v for k, v in _records(doc, "onnx").items() if k.startswith("onnx/export/")}
+    if not recs:
+        return Criterion(None, "no ONNX export records")
+    if any(r["status"] == "unmapped" for r in recs.values()):
+        return Criterion(None, "not determined: the adapter maps no ONNX exporter", sorted(recs))
+    passed = [r for r in recs.values() if r["status"] == "ok"]
+    share = len(passed) / len(recs)
+    builtin = bool(passed) and all(r["data"].get("builtin") for r in passed)
+    value = share * (2.0 if builtin else 1.0)
+    where = "" if not passed else (" (built in: x2)" if builtin else " (separate package: x1)")
+    return Criterion(value, f"{len(passed)}/{len(recs)} models export and run in onnxruntime{where}", sorted(recs))
+
+
+def importer_builtin(doc: dict[str, Any]) -> bool | None:
+    """Whether the framework's importer is built in, as the suite's import probes decided it (None: none passed)."""
+    passed = [v for k, v in _records(doc, "onnx").items() if k.startswith("onnx/import/") and v["status"] == "ok"]
+    return all(r["data"].get("builtin") for r in passed) if passed else None
+
+
+def onnx_import_measured(doc: dict[str, Any], conformance: dict[str, Any] | None,
+                         portability_share: tuple[int, int] | None = None) -> Criterion:
+    """showdown-2026 v3: the importer's pass rate on ONNX's backend node tests (over the tested cases at or below the
+    highest opset it names; over all tested cases when it names none) and, when a portability matrix is given, the
+    share of the other frameworks' exported models it runs in agreement with their exporters (the mean of the two),
+    times 2 when the importer is built in, times 1 when it is a separate package. An importer with no conformance
+    document is not determined: the suite's two hand-built models alone do not decide it any more."""
+    recs = {k: v for k, v in _records(doc, "onnx").items() if k.startswith("onnx/import/")}
+    if recs and all(r["status"] in ("unsupported", "failed") for r in recs.values()) and conformance is None:
+        return Criterion(0.0, "no importer that runs the suite's models, and no conformance document: "
+                              f"{next(iter(recs.values()))['reason'][:160]}", sorted(recs))
+    if conformance is None:
+        return Criterion(None, "not determined: no conformance document for this importer (`showdown conformance`)",
+                         sorted(recs))
+    rates = conformance["summary"]["pass_rate"]
+    below = rates.get("at_or_below_max_opset")
+    basis = below if below and conformance["importer"].get("max_opset") else rates["tested"]
+    parts = [basis["rate"]]
+    text = (f"node tests {basis['passed']}/{basis['cases']} ({basis['rate']:.1%}"
+            + (f", opset <= {conformance['importer']['max_opset']}" if basis is below else ", every tested case") + ")")
+    if portability_share is not None and portability_share[1]:
+        parts.append(portability_share[0] / portability_share[1])
+        text += f"; matrix {portability_share[0]}/{portability_share[1]} exported models"
+    builtin = importer_builtin(doc)
+    factor = 2.0 if builtin else 1.0
+    text += " (built in: x2)" if builtin else " (separate package: x1)"
+    evidence = sorted(recs) + [f"conformance/{conformance['importer']['name']}"]
+    return Criterion(factor * sum(parts) / len(parts), text, evidence)

@@ -1,0 +1,65 @@
+"""The 2026 rubric's ONNX criteria (version 3): export is the share of the model set that round-trips, import is the
+node-test pass rate (and the matrix share when there is one), each doubled for a built-in tool; "2/2" on the suite's
+two hand-built models no longer decides import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.scoring import measured
+from harness.scoring import rubric as rb
+
+
+def _doc(export: list[tuple[str, bool]], imports: list[tuple[str, bool]]) -> dict[str, Any]:
+    recs: dict[str, Any] = {}
+    for i, (status, builtin) in enumerate(export):
+        recs[f"onnx/export/m{i}"] = {"suite": "onnx", "status": status, "reason": "", "data": {"builtin": builtin, "exporter": "x"}}
+    for i, (status, builtin) in enumerate(imports):
+        recs[f"onnx/import/m{i}"] = {"suite": "onnx", "status": status, "reason": "no such importer" if status != "ok" else "",
+                                     "data": {"builtin": builtin, "importer": "y"}}
+    return {"records": recs}
+
+
+def _conformance(passed: int, cases: int, below: tuple[int, int] | None, max_opset: int | None) -> dict[str, Any]:
+    rate = {"tested": {"passed": passed, "cases": cases, "rate": passed / cases}}
+    if below:
+        rate["at_or_below_max_opset"] = {"passed": below[0], "cases": below[1], "rate": below[0] / below[1]}
+    return {"importer": {"name": "fw", "max_opset": max_opset}, "summary": {"pass_rate": rate}}
+
+
+def test_export_is_the_share_that_round_trips_doubled_when_built_in() -> None:
+    assert measured.onnx_export_share(_doc([("ok", True), ("ok", True)], [])).value == 2.0
+    assert measured.onnx_export_share(_doc([("ok", False), ("ok", False)], [])).value == 1.0
+    assert measured.onnx_export_share(_doc([("ok", True), ("failed", False)], [])).value == 1.0  # half, built in
+    assert measured.onnx_export_share(_doc([("unsupported", False)] * 2, [])).value == 0.0
+    assert measured.onnx_export_share(_doc([("unmapped", False), ("ok", True)], [])).value is None
+
+
+def test_two_of_two_no_longer_decides_import() -> None:
+    doc = _doc([], [("ok", False), ("ok", False)])
+    c = measured.onnx_import_measured(doc, None)
+    assert c.value is None and "no conformance document" in c.explanation
+    c = measured.onnx_import_measured(doc, _conformance(300, 1378, (300, 900), 21))
+    assert c.value == pytest.approx(300 / 900) and "opset <= 21" in c.explanation
+    c = measured.onnx_import_measured(doc, _conformance(300, 1378, (300, 900), None))  # no opset named: every case
+    assert c.value == pytest.approx(300 / 1378)
+    built_in = _doc([], [("ok", True), ("ok", True)])
+    assert measured.onnx_import_measured(built_in, _conformance(500, 1000, None, None)).value == pytest.approx(1.0)
+    with_matrix = measured.onnx_import_measured(doc, _conformance(500, 1000, None, None), (3, 4))
+    assert with_matrix.value == pytest.approx((0.5 + 0.75) / 2) and "matrix 3/4" in with_matrix.explanation
+
+
+def test_a_framework_without_any_importer_scores_zero() -> None:
+    c = measured.onnx_import_measured(_doc([], [("unsupported", False)] * 2), None)
+    assert c.value == 0.0 and "no such importer" in c.explanation
+
+
+def test_the_2026_rubric_states_the_mapping_and_2018_is_untouched() -> None:
+    r26 = rb.load("showdown-2026")
+    assert r26.version == 3
+    assert r26.criteria["onnx_export"].measure == "onnx_export_share"
+    assert r26.criteria["onnx_import"].measure == "onnx_import_conformance"
+    r18 = rb.load("showdown-2018")
+    assert r18.criteria["onnx"].measure == "onnx"
