@@ -580,6 +580,7 @@ class Loaded:
         self.docs: list[dict[str, Any]] = []
         self.skipped: list[str] = []
         self.notes: list[str] = []
+        self.conformance: dict[str, dict[str, Any]] = {}  # importer -> its newest node-test conformance document
 
 
 def load_many(paths: Sequence[Path], newest_only: bool, loaded: Loaded | None = None) -> list[dict[str, Any]]:
@@ -664,12 +665,13 @@ def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Lo
     seen: set[str] = set()
     runs = [d for d in docs if is_run(d)]
     unique = [d for d in runs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
-    return docs, rubric, score(unique, rubric, conformance=_conformance_docs(paths, wanted))
+    return docs, rubric, score(unique, rubric, conformance=_conformance_docs(paths, wanted, loaded))
 
 
-def _conformance_docs(paths: Sequence[Path], device: str) -> dict[str, dict[str, Any]]:
+def _conformance_docs(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, dict[str, Any]]:
     """The newest valid conformance document of each importer in <folder>/conformance/ of the folders scored (CPU
-    sets only: the node tests run on the CPU); an invalid one is named on stderr and left out."""
+    sets only: the node tests run on the CPU); an invalid one is named on stderr and left out. Kept in `loaded` for
+    the report."""
     if device != "cpu":
         return {}
     from harness import conformance as conf
@@ -690,6 +692,8 @@ def _conformance_docs(paths: Sequence[Path], device: str) -> dict[str, dict[str,
             name = doc["importer"]["name"]
             if name not in found or doc["run"]["started_at"] > found[name]["run"]["started_at"]:
                 found[name] = doc
+    if loaded is not None:
+        loaded.conformance = found
     return found
 
 
@@ -705,14 +709,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     unavailable = [d for d in docs if not is_run(d)]
     absent = _not_measured(docs, scores)
     docs = [d for d in docs if is_run(d)]
-    text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable, not_measured=absent)
+    text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable, not_measured=absent,
+                  conformance=loaded.conformance)
     if args.out_dir is None:
         sys.stdout.write(text)
         return status
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
-        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable, absent)
+        page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable, absent,
+                                  loaded.conformance)
         write_text_atomic(args.out_dir / "report.md", text)
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:

@@ -63,3 +63,27 @@ def test_the_2026_rubric_states_the_mapping_and_2018_is_untouched() -> None:
     assert r26.criteria["onnx_import"].measure == "onnx_import_conformance"
     r18 = rb.load("showdown-2018")
     assert r18.criteria["onnx"].measure == "onnx"
+
+
+def test_score_and_report_read_the_conformance_folder(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shutil
+    from pathlib import Path
+
+    from harness import cli
+
+    repo = Path(__file__).resolve().parent.parent / "results"
+    folder = tmp_path / "r"
+    (folder / "conformance").mkdir(parents=True)
+    shutil.copy(next(repo.glob("torch-cpu-*.json")), folder)
+    shutil.copy(next((repo / "conformance").glob("torch-conformance-*.json")), folder / "conformance")
+    (folder / "conformance" / "broken.json").write_text('{"kind": "conformance"}')
+    assert cli.main(["score", str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    torch = json.loads(captured.out)["scores"][0]["criteria"]["onnx_import"]
+    assert torch["raw"] is not None and torch["raw"] < 1 and "node tests" in torch["explanation"]
+    assert "skipped" in captured.err and "broken.json" in captured.err and "not a valid conformance document" in captured.err
+    assert cli.main(["report", str(folder), "--out-dir", str(folder)]) == 0
+    md = (folder / "report.md").read_text()
+    assert "## ONNX importer conformance" in md and "| torch | onnx2torch " in md
+    assert "ONNX importer conformance" in (folder / "report.html").read_text()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.catalog.ops import OPS
@@ -55,7 +55,8 @@ def _num(v: float | None, digits: int = 1) -> str:
 
 
 def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rubric: rb.Rubric, generated: str | None,
-           snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = ()) -> str:
+           snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = (),
+           conformance: Mapping[str, dict[str, Any]] | None = None) -> str:
     by_fw = {d["framework"]: d for d in docs}
     order = [s.framework for s in scores]
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>showdown report</title><style>{CSS}</style></head><body>",
@@ -213,6 +214,13 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
                              f'{e(rec["status"])}</a> {e(tool)}{e(where)}{e(err)}</td>')
             rows.append(cells)
     parts.append(_table(["check", *(label(by_fw[f]) for f in order)], rows))
+
+    if conformance:
+        from harness.report.markdown import CONFORMANCE_COLUMNS, conformance_intro, conformance_rows
+
+        parts.append("<h2 id=\"conformance\">ONNX importer conformance</h2>")
+        parts.append(f"<p>{e(conformance_intro(conformance))}</p>")
+        parts.append(_table(CONFORMANCE_COLUMNS, [[e(c) for c in row] for row in conformance_rows(conformance)]))
 
     # environment
     parts.append("<h2 id=\"environment\">Environment and versions</h2>")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.catalog.ops import OPS
@@ -94,8 +94,40 @@ def throughput_cell(rec: dict[str, Any] | None, base: dict[str, Any] | None) -> 
     return text
 
 
+CONFORMANCE_COLUMNS = ["importer", "converter", "pass", "wrong", "conversion error", "run error", "timeout", "crash",
+                       "untested", "pass rate (tested)", "at or below its opset", "wall", "most failing operators"]
+
+
+def conformance_intro(conformance: Mapping[str, dict[str, Any]]) -> str:
+    some = next(iter(conformance.values()))
+    t = some["tests"]
+    return (f"ONNX's backend node tests (onnx {t['onnx_release']}, {t['total_cases']} one-operator models with inputs and "
+            f"expected outputs) through each importer, in its own environment, one case at a time (a case that hangs "
+            f"or kills the worker is recorded and the run goes on), compared at ONNX's own tolerances (rtol "
+            f"{t['rtol']:g}, atol {t['atol']:g}). Untested: cases whose values NumPy cannot hold (bfloat16, float8, "
+            "4-bit). The last rate counts only cases at or below the highest opset the importer names.")
+
+
+def conformance_rows(conformance: Mapping[str, dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for name, doc in sorted(conformance.items(), key=lambda kv: -(kv[1]["summary"]["pass_rate"]["tested"]["rate"] or 0)):
+        c, rates, imp = doc["summary"]["counts"], doc["summary"]["pass_rate"], doc["importer"]
+        below = rates.get("at_or_below_max_opset") or {}
+        worst = sorted(doc["summary"].get("failing_ops", {}).items(), key=lambda kv: -kv[1]["failed"])[:5]
+
+        def pct(r: dict[str, Any]) -> str:
+            return f"{100 * r['rate']:.1f}% ({r['passed']}/{r['cases']})" if r.get("rate") is not None else "-"
+
+        rows.append([name, f"{imp['converter']} {imp['version']}", *(str(c.get(k, 0)) for k in (
+            "pass", "wrong", "convert_error", "run_error", "timeout", "crash", "untested")), pct(rates["tested"]),
+            (f"{pct(below)}, opset <= {imp['max_opset']}" if imp.get("max_opset") is not None else "names no opset"),
+            f"{doc['run']['wall_s']:.0f} s", ", ".join(f"{op} {v['failed']}" for op, v in worst) or "-"])
+    return rows
+
+
 def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
-           rubric: Any = None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = ()) -> str:
+           rubric: Any = None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = (),
+           conformance: Mapping[str, dict[str, Any]] | None = None) -> str:
     """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output);
     `unavailable`: documents of frameworks that could not run here, listed with what was tried; `not_measured`:
     the known frameworks without a run (scoring.score.NotMeasured), shown with their 2018 scores as not re-measured."""
@@ -201,6 +233,10 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
             key = f"onnx/{direction}/{model}"
             rows.append([f"{direction} {model}", *(_onnx_cell(d["records"].get(key)) for d in docs)])
     lines += _table(["check", *cols], rows)
+
+    if conformance:
+        lines += ["", "## ONNX importer conformance", "", conformance_intro(conformance), ""]
+        lines += _table(CONFORMANCE_COLUMNS, conformance_rows(conformance))
 
     problems = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] in ("error", "crashed", "timeout", "failed")]
     lines += ["", "## Problems", ""]
