@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     conformance.add_parser(sub)
 
+    from harness import portability
+
+    portability.add_parser(sub)
+
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
@@ -208,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness import conformance
 
             return conformance.command(args)
+        if args.command == "portability":
+            return cmd_portability(args)
         if args.command == "batch":
             from harness import batch_cli
 
@@ -695,6 +701,13 @@ def _conformance_docs(paths: Sequence[Path], device: str, loaded: Loaded | None 
     if loaded is not None:
         loaded.conformance = found
     return found
+
+
+def cmd_portability(args: argparse.Namespace) -> int:
+    """The ONNX portability matrix (harness.portability): every exporter's files through every importer."""
+    from harness import portability
+
+    return portability.command(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -146,8 +146,10 @@ def case_status(record: dict[str, Any]) -> str:
 
 
 def run_cases(importer: Importer, cases: Path, names: list[str], workdir: Path, timeout_s: float,
-              on_case: Callable[[str, dict[str, Any]], None] = lambda name, row: None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Run the cases through the importer's worker; (the worker's environment, one row per case)."""
+              on_case: Callable[[str, dict[str, Any]], None] = lambda name, row: None,
+              data_keys: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Run the cases through the importer's worker; (the worker's environment, one row per case). `data_keys`:
+    more keys of the probe's data copied into each row (e.g. "via"; the conformance document takes none)."""
     from harness.runners.supervisor import FrameworkUnavailable, Supervisor, WorkerError
 
     manifest = load_manifest(cases)["cases"]
@@ -171,6 +173,7 @@ def run_cases(importer: Importer, cases: Path, names: list[str], workdir: Path, 
         for key in ("importer", "importer_version", "max_opset", "max_opset_evidence"):
             if data.get(key) is not None and key not in extra:
                 extra[key] = data[key]
+        row.update({key: data[key] for key in data_keys if data.get(key) is not None})
         rows[name] = row
         on_case(name, row)
 

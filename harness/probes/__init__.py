@@ -100,4 +100,8 @@ def dispatch(probe_id: str) -> Callable[[Any, str, Context], Outcome]:
         from harness.probes import conformance
 
         return conformance.run
+    if suite == "portability":  # not one of SUITES: the export step of `showdown portability`
+        from harness.probes import portability
+
+        return portability.run
     raise KeyError(f"unknown suite {suite!r} in probe {probe_id!r}")

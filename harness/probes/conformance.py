@@ -28,7 +28,8 @@ CASES_ENV = "SHOWDOWN_CONFORMANCE_CASES"
 #: ONNX's backend test runner's tolerances: onnx/backend/test/loader/__init__.py (onnx 1.18.0) starts every case at
 #: rtol = 1e-3, atol = 1e-7 (a case's data.json may override them; no node test has one), and
 #: onnx/backend/test/runner/__init__.py, Runner.assert_similar_outputs, compares with them through
-#: np.testing.assert_allclose(outputs[i], ref_outputs[i], rtol=rtol, atol=atol).
+#: np.testing.assert_allclose(outputs[i], ref_outputs[i], rtol=rtol, atol=atol). A manifest entry's own "rtol" and
+#: "atol" replace them for that case (the portability matrix's cases carry the suite's ONNX export tolerance).
 RTOL = 1e-3
 ATOL = 1e-7
 
@@ -143,6 +144,7 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
     data.update(importer=imported.importer, importer_version=imported.importer_version,
                 max_opset=getattr(imported, "max_opset", None), max_opset_evidence=getattr(imported, "max_opset_evidence", ""))
     run_many = getattr(imported, "run_many", None)
+    data["via"] = "run_many" if run_many is not None else "run"
     try:
         if run_many is not None:
             actual = list(run_many(inputs))
@@ -153,7 +155,7 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
                            {**data, "conformance": "run_error"})
     except Exception as exc:
         return Outcome(Status.ERROR, error_line(exc), {**data, "conformance": "run_error"})
-    ok, problem, worst = compare(expected, actual)
+    ok, problem, worst = compare(expected, actual, case.get("rtol", RTOL), case.get("atol", ATOL))
     data["max_error"] = worst if worst is None or np.isfinite(worst) else None
     data["max_error_inf"] = worst is not None and not np.isfinite(worst)
     if ok:
