@@ -1,7 +1,7 @@
 """ONNX importer conformance, host side: ONNX's own backend node tests (one-operator models with inputs and expected
 outputs) through an importer, one case at a time, in a worker that may crash or hang without stopping the run.
 
-    showdown conformance --importer onnxruntime|torch [--quick N] [--timeout S] --out DIR
+    showdown conformance --importer onnxruntime|tvm|torch [--quick N] [--timeout S] --out DIR
 
 The cases: onnx 1.18.0 is the last release whose package ships the node tests as data files
 (onnx/backend/test/data/node/); the harness's own onnx is newer. So a small virtualenv of its own,
@@ -51,6 +51,14 @@ QUICK_SEED = 0  # --quick N: random.Random(QUICK_SEED).sample of the sorted case
 STATUSES = ("pass", "wrong", "convert_error", "run_error", "timeout", "crash", "untested")
 ONNXRUNTIME = "onnxruntime"
 ONNXRUNTIME_ADAPTER = "harness.probes.conformance:OnnxRuntimeImporter"
+
+
+def importers() -> dict[str, registry.FrameworkInfo]:
+    """Importers that are not scored frameworks (compilers): a folder under importers/ laid out like a framework's
+    (pinned requirements-cpu.txt and its lock, adapter.py), built by the venv runner like one; not in the registry."""
+    root = registry.SOURCE_ROOT / "importers"
+    return {"tvm": registry.FrameworkInfo("tvm", "Apache TVM", "importers.tvm.adapter:TvmImporter", root / "tvm",
+                                          "ONNX through TVM's Relax frontend, compiled for llvm, run on its VM")}
 
 
 class ConformanceError(Exception):
@@ -121,7 +129,8 @@ class Importer:
 
 
 def prepare_importer(name: str, say: Callable[[str], None]) -> Importer:
-    """onnxruntime in this interpreter (the reference), or a framework's adapter in its virtualenv."""
+    """onnxruntime in this interpreter (the reference), an importer of importers() or a framework's adapter, each in
+    its virtualenv."""
     from harness.runners.base import Interpreter, source_env
 
     if name == ONNXRUNTIME:
@@ -129,7 +138,7 @@ def prepare_importer(name: str, say: Callable[[str], None]) -> Importer:
                         Interpreter([sys.executable], source_env(), {"name": "local", "python": sys.executable}))
     from harness.runners import get_runner
 
-    info = registry.get(name)
+    info = importers().get(name) or registry.get(name)
     return Importer(name, info.adapter, get_runner("venv").prepare(info, "cpu", say))
 
 
@@ -279,7 +288,8 @@ class Progress:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("conformance", help="ONNX's backend node tests through one importer (crash- and hang-proof)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--importer", required=True, help="onnxruntime (the reference, in this interpreter) or a framework "
+    p.add_argument("--importer", required=True, help="onnxruntime (the reference, in this interpreter), tvm (a compiler, "
+                   "in its virtualenv from importers/tvm) or a framework "
                    "whose adapter maps an ONNX importer (e.g. torch: onnx2torch, in its virtualenv)")
     p.add_argument("--quick", type=int, metavar="N", help=f"a fixed sample of N cases (seed {QUICK_SEED}) instead of all")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S", help="per-case limit, seconds")
@@ -294,7 +304,7 @@ def command(args: argparse.Namespace) -> int:
         print("showdown: error: --timeout takes seconds above 0", file=sys.stderr)
         return 2
     try:
-        if args.importer != ONNXRUNTIME:
+        if args.importer != ONNXRUNTIME and args.importer not in importers():
             registry.get(args.importer)
         cases = ensure_cases(lambda text: print(text, file=sys.stderr))
         manifest = load_manifest(cases)
