@@ -143,6 +143,7 @@ def export_step(exporter: Endpoint, models: list[str], workdir: Path, cases: Pat
         entry["models"].setdefault(model, {"status": "failed", "probe_status": None, "exporter": None,
                                            "exporter_version": None, "opset": None,
                                            "error": entry.get("error") or "no record"})
+    entry["models"] = {m: entry["models"][m] for m in models}  # the catalog's order, not the records' arrival
     entry["_cases"] = produced
     return entry
 

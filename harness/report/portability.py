@@ -84,8 +84,9 @@ def markdown(doc: dict[str, Any]) -> str:
                  + f" | {t['passed']}/{t['of']} |")
     lines += ["", "## Exporters", "", "| exporter | exporter (version) | model: opset | status |", "|---|---|---|---|"]
     for ex, e in doc["exporters"].items():
-        opsets = ", ".join(f"{m}: {v['opset'] if v['opset'] is not None else '-'}" for m, v in e["models"].items())
-        state = e["status"] if e["status"] != "ran" else ", ".join(f"{m} {v['status']}" for m, v in e["models"].items())
+        ordered = [(m, e["models"][m]) for m in doc["models"] if m in e["models"]]
+        opsets = ", ".join(f"{m}: {v['opset'] if v['opset'] is not None else '-'}" for m, v in ordered)
+        state = e["status"] if e["status"] != "ran" else ", ".join(f"{m} {v['status']}" for m, v in ordered)
         lines.append(f"| {ex} | {_md(ex_v[ex])} | {opsets} | {_md(state)} |")
     lines += ["", "## Importers", "", "| importer | converter (version) | max opset |", "|---|---|---|"]
     for im, i in doc["importers"].items():
