@@ -38,7 +38,7 @@ def tests_legacy(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over everything, mypy (strict) over the framework-neutral core."""
     session.install("-e", ".[test]")
-    session.run("ruff", "check", "harness", "frameworks", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "harness", "frameworks", "importers", "tests", "benchmarks", "noxfile.py")
     session.run("mypy", "harness")
 
 
@@ -69,6 +69,19 @@ def smoke_legacy(session: nox.Session) -> None:
     session.run("showdown", "run", "--device", "cpu", *args, success_codes=[0, 3])
     session.run("showdown", "report", "results", "--out-dir", "results")
     session.run("showdown", "validate", "results")
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """ONNX's backend node tests (onnx 1.18.0's, converted once in a pinned virtualenv of their own) through every
+    importer: onnxruntime (the reference), the frameworks' importers, TVM; a document each in
+    results/conformance/, then the report. `-- --quick 100` runs a fixed sample of 100 cases per importer."""
+    session.install("-e", ".")
+    extra = list(session.posargs)
+    for importer in ("onnxruntime", "torch", "tensorflow", "mxnet", "paddle", "jax", "tvm"):
+        session.run("showdown", "conformance", "--importer", importer, "--out", "results/conformance", *extra,
+                    success_codes=[0, 3])
+    session.run("showdown", "report", "results", "--out-dir", "results")
 
 
 @nox.session(python=PYTHON)

@@ -587,6 +587,7 @@ class Loaded:
         self.skipped: list[str] = []
         self.notes: list[str] = []
         self.conformance: dict[str, dict[str, Any]] = {}  # importer -> its newest node-test conformance document
+        self.portability: dict[str, Any] | None = None  # the newest portability matrix
 
 
 def load_many(paths: Sequence[Path], newest_only: bool, loaded: Loaded | None = None) -> list[dict[str, Any]]:
@@ -671,7 +672,34 @@ def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Lo
     seen: set[str] = set()
     runs = [d for d in docs if is_run(d)]
     unique = [d for d in runs if not (d["framework"] in seen or seen.add(d["framework"]))]  # type: ignore[func-returns-value]
-    return docs, rubric, score(unique, rubric, conformance=_conformance_docs(paths, wanted, loaded))
+    return docs, rubric, score(unique, rubric, conformance=_conformance_docs(paths, wanted, loaded),
+                               portability=_portability_doc(paths, wanted, loaded))
+
+
+def _portability_doc(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, Any] | None:
+    """The newest valid portability matrix in <folder>/portability/ of the folders scored (CPU sets only)."""
+    if device != "cpu":
+        return None
+    from harness import portability as port
+    from harness.results import parse_json
+
+    best: dict[str, Any] | None = None
+    for folder in (Path(p) / "portability" for p in paths if Path(p).is_dir()):
+        for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                doc = parse_json(f.read_bytes(), str(f))
+            except (OSError, ResultError) as exc:
+                print(f"showdown: skipped {f}: {exc}", file=sys.stderr)
+                continue
+            errors = port.validate(doc)
+            if errors:
+                print(f"showdown: skipped {f}: not a valid portability document ({errors[0]})", file=sys.stderr)
+                continue
+            if best is None or doc["run"]["started_at"] > best["run"]["started_at"]:
+                best = doc
+    if loaded is not None:
+        loaded.portability = best
+    return best
 
 
 def _conformance_docs(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, dict[str, Any]]:
@@ -723,7 +751,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     absent = _not_measured(docs, scores)
     docs = [d for d in docs if is_run(d)]
     text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable, not_measured=absent,
-                  conformance=loaded.conformance)
+                  conformance=loaded.conformance, portability=loaded.portability)
     if args.out_dir is None:
         sys.stdout.write(text)
         return status
@@ -731,7 +759,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         scored_docs = [next(d for d in docs if d["framework"] == s.framework and d["device"] == s.device) for s in scores]
         page = html_report.render(scored_docs, scores, rubric, stamp, latest_snapshot()[0], unavailable, absent,
-                                  loaded.conformance)
+                                  loaded.conformance, loaded.portability)
         write_text_atomic(args.out_dir / "report.md", text)
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:

@@ -87,3 +87,21 @@ def test_score_and_report_read_the_conformance_folder(tmp_path: Any, capsys: pyt
     md = (folder / "report.md").read_text()
     assert "## ONNX importer conformance" in md and "| torch | onnx2torch " in md
     assert "ONNX importer conformance" in (folder / "report.html").read_text()
+
+
+def test_the_matrix_share_counts_only_the_other_frameworks_exports() -> None:
+    def cell(passed: int) -> dict[str, Any]:
+        return {"passed": passed, "models_total": 2}
+
+    matrix = {"importers": {"a": {}, "b": {}},
+              "cells": {"a": {"a": cell(0), "b": cell(2)}, "b": {"a": cell(1), "b": cell(2)}, "c": {"a": cell(2), "b": cell(0)}}}
+    assert measured.portability_share(matrix, "a") == (3, 4)  # b's 1/2 and c's 2/2; its own 0/2 left out
+    assert measured.portability_share(matrix, "b") == (2, 4)
+    assert measured.portability_share(matrix, "z") is None
+
+
+def test_the_report_shows_the_committed_matrix() -> None:
+    from pathlib import Path
+
+    md = (Path(__file__).resolve().parent.parent / "results" / "report.md").read_text()
+    assert "## ONNX portability matrix (exporter x importer)" in md and "| **mxnet** |" in md

@@ -56,7 +56,7 @@ def _num(v: float | None, digits: int = 1) -> str:
 
 def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rubric: rb.Rubric, generated: str | None,
            snapshot_date: str | None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = (),
-           conformance: Mapping[str, dict[str, Any]] | None = None) -> str:
+           conformance: Mapping[str, dict[str, Any]] | None = None, portability: dict[str, Any] | None = None) -> str:
     by_fw = {d["framework"]: d for d in docs}
     order = [s.framework for s in scores]
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>showdown report</title><style>{CSS}</style></head><body>",
@@ -215,6 +215,10 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
             rows.append(cells)
     parts.append(_table(["check", *(label(by_fw[f]) for f in order)], rows))
 
+    if portability:
+        from harness.report.portability import html_section
+
+        parts.append(html_section(portability))
     if conformance:
         from harness.report.markdown import CONFORMANCE_COLUMNS, conformance_intro, conformance_rows
 

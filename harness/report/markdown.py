@@ -127,7 +127,7 @@ def conformance_rows(conformance: Mapping[str, dict[str, Any]]) -> list[list[str
 
 def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
            rubric: Any = None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = (),
-           conformance: Mapping[str, dict[str, Any]] | None = None) -> str:
+           conformance: Mapping[str, dict[str, Any]] | None = None, portability: dict[str, Any] | None = None) -> str:
     """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output);
     `unavailable`: documents of frameworks that could not run here, listed with what was tried; `not_measured`:
     the known frameworks without a run (scoring.score.NotMeasured), shown with their 2018 scores as not re-measured."""
@@ -234,6 +234,10 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
             rows.append([f"{direction} {model}", *(_onnx_cell(d["records"].get(key)) for d in docs)])
     lines += _table(["check", *cols], rows)
 
+    if portability:
+        from harness.report.portability import markdown_section
+
+        lines += ["", markdown_section(portability).rstrip()]
     if conformance:
         lines += ["", "## ONNX importer conformance", "", conformance_intro(conformance), ""]
         lines += _table(CONFORMANCE_COLUMNS, conformance_rows(conformance))

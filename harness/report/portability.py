@@ -170,3 +170,23 @@ def write(doc: dict[str, Any], stem: Path) -> list[Path]:
     md.write_text(markdown(doc), encoding="utf-8")
     page_path.write_text(page(doc), encoding="utf-8")
     return [md, page_path]
+
+
+def markdown_section(doc: dict[str, Any]) -> str:
+    """The matrix as a section of the main report (headings one level down)."""
+    out = []
+    for line in markdown(doc).splitlines():
+        out.append("#" + line if line.startswith("#") else line)
+    return "\n".join(out).replace("# ONNX portability matrix", "# ONNX portability matrix (exporter x importer)", 1)
+
+
+def html_section(doc: dict[str, Any]) -> str:
+    """The matrix page's body as a section of the main report: headings one level down, its table styles kept
+    (the page's own body rule left out, so the report's layout is unchanged)."""
+    text = page(doc)
+    style = text[text.index("<style>") + len("<style>"):text.index("</style>")]
+    style = "\n".join(ln for ln in style.splitlines() if not ln.startswith("body "))
+    body = text[text.index("<body>") + len("<body>"):text.index("</body>")]
+    body = body.replace("<h2>", "<h3>").replace("</h2>", "</h3>").replace(
+        "<h1>ONNX portability matrix</h1>", '<h2 id="portability">ONNX portability matrix (exporter x importer)</h2>')
+    return f"<style>{style}</style>{body}"

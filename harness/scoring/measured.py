@@ -154,3 +154,18 @@ def onnx_import_measured(doc: dict[str, Any], conformance: dict[str, Any] | None
     text += " (built in: x2)" if builtin else " (separate package: x1)"
     evidence = sorted(recs) + [f"conformance/{conformance['importer']['name']}"]
     return Criterion(factor * sum(parts) / len(parts), text, evidence)
+
+
+def portability_share(matrix: dict[str, Any], importer: str) -> tuple[int, int] | None:
+    """From a portability matrix document: how many of the OTHER frameworks' exported models this importer runs in
+    agreement with their exporters (passed, of); None when the matrix has no column for it."""
+    if importer not in matrix.get("importers", {}):
+        return None
+    passed = of = 0
+    for exporter, row in matrix.get("cells", {}).items():
+        cell = row.get(importer)
+        if exporter == importer or cell is None:
+            continue
+        passed += int(cell["passed"])
+        of += int(cell["models_total"])
+    return passed, of

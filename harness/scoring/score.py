@@ -140,7 +140,8 @@ def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any])
 
 
 def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping[str, Any],
-                  conformance: Mapping[str, Any] | None = None) -> CriterionScore:
+                  conformance: Mapping[str, Any] | None = None,
+                  portability: tuple[int, int] | None = None) -> CriterionScore:
     if measure == "numerics":
         # the rubric's maturity (0-5, a sourced fact) + ease of use (0-5, measured by the numerics suite); the
         # numeric backend's activity, the 2018 third term, is not measured
@@ -170,7 +171,7 @@ def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping
     elif measure == "onnx_export_share":
         c = measured.onnx_export_share(dict(doc))
     elif measure == "onnx_import_conformance":
-        c = measured.onnx_import_measured(dict(doc), dict(conformance) if conformance is not None else None)
+        c = measured.onnx_import_measured(dict(doc), dict(conformance) if conformance is not None else None, portability)
     elif measure == "onnx":
         exp, imp = measured.onnx_direction(dict(doc), "export"), measured.onnx_direction(dict(doc), "import")
         values = [v for v in (exp.value, imp.value) if v is not None]
@@ -193,9 +194,11 @@ def score_table(raw: Mapping[str, Mapping[str, float | None]], rubric: rb.Rubric
 
 def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path = FRAMEWORKS_DIR,
           snapshot: Mapping[str, Any] | None = None,
-          conformance: Mapping[str, Mapping[str, Any]] | None = None) -> list[FrameworkScore]:
+          conformance: Mapping[str, Mapping[str, Any]] | None = None,
+          portability: Mapping[str, Any] | None = None) -> list[FrameworkScore]:
     """Score the newest document of each framework (one device: the documents given). `conformance`: the newest
-    ONNX node-test conformance document of each importer, by framework name (the 2026 rubric's ONNX import)."""
+    ONNX node-test conformance document of each importer, by framework name; `portability`: the newest portability
+    matrix (the 2026 rubric's ONNX import)."""
     snap = dict(snapshot) if snapshot is not None else latest_snapshot()[1]
     rows: dict[str, dict[str, CriterionScore]] = {}
     device: dict[str, str] = {}
@@ -205,7 +208,8 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
         crit: dict[str, CriterionScore] = {}
         for cid, c in rubric.criteria.items():
             if c.source == "measured":
-                crit[cid] = _from_records(cid, c.measure or cid, doc, facts, (conformance or {}).get(name))
+                share = measured.portability_share(dict(portability), name) if portability else None
+                crit[cid] = _from_records(cid, c.measure or cid, doc, facts, (conformance or {}).get(name), share)
             else:
                 crit[cid] = _from_facts(cid, facts, snap.get(name, {}))
         rows[name] = crit
