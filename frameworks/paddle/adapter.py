@@ -6,8 +6,13 @@ workloads are catalog models built node by node from paddle.nn layers (model_wor
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import re
+import shutil
+import tempfile
 import types
 import warnings
 from collections.abc import Callable, Sequence
@@ -1312,19 +1317,28 @@ class PaddleAdapter(Adapter):
             raise Unsupported("x2paddle (the ONNX importer for Paddle) is not installed", looked_up=["x2paddle (distribution)"])
         from x2paddle.convert import onnx2paddle
 
-        out = Path(path).with_suffix("")
-        out = out.with_name(out.name + "-x2paddle")
-        # x2paddle writes Paddle code and a static model, building the model in dygraph with parameters named after
-        # the ONNX initializers (x2paddle_w1...). Paddle refuses a parameter name used before in the process, so the
-        # conversion runs in a fresh name namespace (paddle.utils.unique_name.guard), as a second conversion of the
-        # same names would otherwise fail. disable_feedback=True: x2paddle otherwise posts usage statistics from a
-        # thread.
-        with self.paddle.utils.unique_name.guard():
-            onnx2paddle(path, str(out), disable_feedback=True)
-        model_file = out / "inference_model" / "model"
-        if not (out / "inference_model").exists():
-            raise RuntimeError(f"x2paddle onnx2paddle wrote no inference model under {out}")
-        layer = self.paddle.jit.load(str(model_file))
+        # its own folder (the model's folder may be shared, e.g. the conformance case cache), gone once loaded
+        out = Path(tempfile.mkdtemp(prefix="x2paddle-"))
+        try:
+            # x2paddle writes Paddle code and a static model, building the model in dygraph with parameters named
+            # after the ONNX initializers (x2paddle_w1...). Paddle refuses a parameter name used before in the
+            # process, so the conversion runs in a fresh name namespace (paddle.utils.unique_name.guard), as a second
+            # conversion of the same names would otherwise fail. disable_feedback=True: x2paddle otherwise posts usage
+            # statistics from a thread.
+            printed = io.StringIO()
+            with self.paddle.utils.unique_name.guard(), contextlib.redirect_stdout(printed):
+                try:
+                    onnx2paddle(path, str(out), disable_feedback=True)
+                except SystemExit as exc:  # x2paddle prints the error and calls exit(0) when saving its model fails
+                    said = [line.strip() for line in printed.getvalue().splitlines() if line.strip()]
+                    raise RuntimeError(f"x2paddle onnx2paddle called exit({exc.code}) saving the converted model"
+                                       + (f": {said[-1][:300]}" if said else "")) from None
+            model_file = out / "inference_model" / "model"
+            if not (out / "inference_model").exists():
+                raise RuntimeError("x2paddle onnx2paddle wrote no inference model")
+            layer = self.paddle.jit.load(str(model_file))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
         layer.eval()
 
         def run(x: Array) -> Array:
@@ -1332,6 +1346,42 @@ class PaddleAdapter(Adapter):
                 y = layer(self.T(x))
             return self.N(y[0] if isinstance(y, (list, tuple)) else y)
 
+        # the loaded model's inputs are the ONNX graph's that x2paddle kept, named x2paddle_<ONNX name> (other
+        # characters than letters, digits and '_' as '_'); an input x2paddle dropped (e.g. one it reads as a
+        # constant) is not fed
+        import onnx
+
+        proto = onnx.load(path)
+        initializers = {i.name for i in proto.graph.initializer}
+        onnx_names = [i.name for i in proto.graph.input if i.name not in initializers]
+        taken = list(getattr(layer, "_input_args_names", None) or [])
+
+        def position(name: str) -> int:
+            for i, onnx_name in enumerate(onnx_names):
+                if name in (f"x2paddle_{onnx_name}", f"x2paddle_{re.sub(r'[^0-9A-Za-z_]', '_', onnx_name)}"):
+                    return i
+            raise KeyError(f"x2paddle's model takes an input {name!r} that is no ONNX input ({onnx_names})")
+
+        order = [position(n) for n in taken] if taken else list(range(len(onnx_names)))
+
+        def run_many(inputs: list[Any]) -> list[Any]:
+            fed = [inputs[i] for i in order]
+            for i, v in zip(order, fed):
+                if v is None or isinstance(v, list):
+                    raise TypeError(f"input {onnx_names[i]!r}: x2paddle's model takes tensors only (here "
+                                    f"{'an omitted optional' if v is None else 'a sequence'})")
+            with self.paddle.no_grad():
+                y = layer(*[self.T(np.asarray(v)) for v in fed])
+            return [self.N(t) for t in y] if isinstance(y, (list, tuple)) else [self.N(y)]
+
         notes = ["x2paddle.convert.onnx2paddle (disable_feedback=True) inside paddle.utils.unique_name.guard(), then "
                  "paddle.jit.load of the inference model it writes"]
-        return ImportResult("x2paddle", version, run, notes)
+        # x2paddle's highest opset: the OpSet<N> mappers its ONNXOpMapper chooses from (a newer model is converted
+        # with the highest of them), read from the module at run time
+        from x2paddle.op_mapper.onnx2paddle import onnx_op_mapper
+
+        opsets = sorted(int(n[5:]) for n in dir(onnx_op_mapper) if n.startswith("OpSet") and n[5:].isdigit())
+        why = (f"the OpSet<N> mapper classes in x2paddle.op_mapper.onnx2paddle.onnx_op_mapper: {opsets} (ONNXOpMapper "
+               "converts a model of a higher opset with the highest of them)")
+        return ImportResult("x2paddle", version, run, notes, run_many=run_many,
+                            max_opset=opsets[-1] if opsets else None, max_opset_evidence=why)

@@ -33,6 +33,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ from harness.adapter import (
 )
 from harness.catalog.models import NORM_EPS
 from harness.catalog.ops import Case
+from harness.probes.conformance import CASES_ENV as CONFORMANCE_CASES_ENV
 
 Array = np.ndarray
 CANONICAL_LSTM = "ifgo"  # the catalog's LSTM gate order
@@ -75,6 +77,38 @@ XLA = "tf.function(jit_compile=True)"
 GRAPH = "tf.function"
 # onnx2tf reads calibration images from this file in its working directory and downloads it when missing.
 ONNX2TF_CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# onnx2tf changes process-wide state when imported (TF_USE_LEGACY_KERAS=1, op determinism, a huge recursion limit),
+# so it converts in a child process of this environment's Python, one per conversion; in a conformance run (thousands of
+# models one after another, harness.probes.conformance) one child is kept for them all, as importing onnx2tf takes
+# seconds. The child reads one JSON request per line ([model, output folder, the option that
+# keeps inputs in the ONNX layout, input names],
+# run in the model's folder) and answers one JSON line: the Keras model's input and output names, in the ONNX graph's
+# order (the SavedModel signature's names), or what onnx2tf raised.
+# onnx2tf prints to its standard output: the answers go to a duplicate of it, and the output itself to /dev/null.
+ONNX2TF_SERVER = """
+import json, os, sys
+answer = os.fdopen(os.dup(1), "w")
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+import onnx2tf
+answer.write(json.dumps({"ready": True}) + "\\n"); answer.flush()
+for line in sys.stdin:
+    source, out, option, keep = json.loads(line)
+    os.chdir(os.path.dirname(source))
+    try:
+        model = onnx2tf.convert(input_onnx_file_path=source, output_folder_path=out, non_verbose=True,
+                                not_use_onnxsim=True, **{option: keep or None})
+        said = {"inputs": list(model.input_names), "outputs": list(model.output_names)}
+    except BaseException as exc:  # SystemExit too: onnx2tf exits on some models
+        said = {"error": f"onnx2tf.convert raised {type(exc).__name__}: {exc}".strip()}
+    answer.write(json.dumps(said) + "\\n"); answer.flush()
+"""
+ONNX2TF_TIMEOUT_S = 240.0
+# how the imported model takes its inputs in the ONNX layout: keep_shape_absolutely_input_names (every input, its
+# shape kept as it is), or keep_ncw_or_nchw_or_ncdhw_input_names (its 3-5-D inputs, read as NCW/NCHW/NCDHW). Over
+# onnx 1.18.0's node tests the first passes 516 cases, the second 461 (62 pass with the first only, mostly
+# elementwise operators on 3-5-D tensors; 7 with the second only: DepthToSpace, SpaceToDepth, Upsample, RoiAlign)
+ONNX2TF_KEEP_INPUTS = "keep_shape_absolutely_input_names"
+ONNX2TF_RESTART_AFTER = 200  # conversions per child: a fresh child now and then keeps TensorFlow's memory in check
 
 
 
@@ -1060,45 +1094,138 @@ class TensorflowAdapter(Adapter):
         proto = onnx.load(path)
         initializers = {i.name for i in proto.graph.initializer}
         inputs = [i for i in proto.graph.input if i.name not in initializers]
-        keep_nchw = [i.name for i in inputs if 3 <= len(i.type.tensor_type.shape.dim) <= 5]
-        work = Path(path).with_suffix(".onnx2tf")  # beside the probe's file, in the run's scratch folder
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        # the inputs as ONNX lays them out (onnx2tf's default makes 3-5-D ones NHWC), by ONNX2TF_KEEP_INPUTS
+        keep = [i.name for i in inputs if ONNX2TF_KEEP_INPUTS == "keep_shape_absolutely_input_names"
+                or 3 <= len(i.type.tensor_type.shape.dim) <= 5]
+        # a folder of its own (the model's folder may be shared, e.g. the conformance case cache), gone once loaded
+        work = Path(tempfile.mkdtemp(prefix="onnx2tf-"))
+        try:
+            loaded, names = self._onnx2tf_load(path, work, keep)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        fn = loaded.signatures["serving_default"]
+        # the signature's names for the ONNX graph's inputs and outputs: an input's is its ONNX name as onnx2tf
+        # writes it (':' as '__', no leading '/'), else the Keras model's input at its place (the Keras model's
+        # inputs and outputs are the graph's, in its order); an output's is the Keras model's output at its place
+        # (Keras renames outputs of one layer, e.g. Split's 'output_1'... as 'output_3', 'output_3_1'...), else its
+        # ONNX name as onnx2tf writes it
+        signature = fn.structured_input_signature[1]
+        outputs_of = set(fn.structured_outputs)
+
+        def written(name: str, keys: Any) -> str | None:
+            return next((c for c in (name, re.sub("^/", "", name.replace(":", "__"))) if c in keys), None)
+
+        def pick(onnx_name: str, place: int, keras_names: list[str], keys: Any, by_name_first: bool) -> str:
+            keras = keras_names[place] if place < len(keras_names) and keras_names[place] in keys else None
+            found = (written(onnx_name, keys) or keras) if by_name_first else (keras or written(onnx_name, keys))
+            if found is None:
+                raise RuntimeError(f"onnx2tf's SavedModel signature names nothing for the ONNX value {onnx_name!r} "
+                                   f"(it has {sorted(keys)})")
+            return found
+
+        input_keys = [pick(i.name, k, names["inputs"], signature, True) for k, i in enumerate(inputs)]
+        output_keys = [pick(o.name, k, names["outputs"], outputs_of, False) for k, o in enumerate(proto.graph.output)]
+        # onnx2tf may give an input another dtype than ONNX's (float16 inputs become float32): fed as it takes them
+        input_dtypes = [signature[k].dtype.as_numpy_dtype for k in input_keys]
+
+        def declared(value_info: Any) -> tuple[int, ...] | None:
+            dims = value_info.type.tensor_type.shape.dim
+            shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+            return shape if value_info.type.HasField("tensor_type") and -1 not in shape else None
+
+        shapes = [declared(o) for o in proto.graph.output]
+
+        def onnx_layout(y: Array, shape: tuple[int, ...] | None) -> Array:
+            """onnx2tf gives 3-5-D results of spatial operators channels-last (its documented layout): an output whose
+            shape is the ONNX output's with the channels moved last is moved back; any other is taken as it is."""
+            if shape is not None and 3 <= y.ndim <= 5 and y.shape != shape and np.moveaxis(y, -1, 1).shape == shape:
+                return np.moveaxis(y, -1, 1)
+            return y
+
+        def run(x: Array) -> Array:
+            result = fn(**{input_keys[0]: self.T(x)})
+            return onnx_layout(self.N(result[output_keys[0]]), shapes[0])
+
+        def run_many(values: list[Any]) -> list[Any]:
+            for name, v in zip(input_keys, values):
+                if v is None or isinstance(v, list):
+                    raise TypeError(f"input {name!r}: onnx2tf's SavedModel takes tensors only (here "
+                                    f"{'an omitted optional' if v is None else 'a sequence'})")
+            result = fn(**{name: self.T(np.asarray(v).astype(dtype, copy=False))
+                           for name, v, dtype in zip(input_keys, values, input_dtypes)})
+            return [onnx_layout(self.N(result[k]), shape) for k, shape in zip(output_keys, shapes)]
+
+        notes = ["onnx2tf converts in a child process (its import changes process-wide TensorFlow settings), one "
+                 "per conversion (one kept for all of a conformance run's); the SavedModel it writes is loaded with tf.saved_model.load",
+                 "offline: a locally generated calibration file stands in for the images onnx2tf would download",
+                 "not_use_onnxsim=True (onnxsim is an optional step onnx2tf runs as a command; not installed)",
+                 f"{ONNX2TF_KEEP_INPUTS}={keep}: the imported model takes the inputs in the ONNX layout (onnx2tf's "
+                 "default makes 3-5-D inputs NHWC)",
+                 "inputs are fed in the dtype the SavedModel's signature takes (onnx2tf makes float16 inputs float32)",
+                 "a 3-5-D output that onnx2tf gives channels-last (its layout after spatial operators) is moved back to "
+                 "the ONNX output's declared shape; where the two layouts have the same shape it is taken as given"]
+        # onnx2tf names no highest opset: it converts node by node (onnx2tf.ops.<OpType>.make_node), reading the
+        # model's opset where a node's meaning changed, and refuses no version
+        why = ("the importer does not say: onnx2tf converts each node with the module onnx2tf.ops.<OpType> and has no "
+               "list of opsets it refuses; every case is counted")
+        return ImportResult("onnx2tf", version, run, notes, run_many=run_many, max_opset=None, max_opset_evidence=why)
+
+    def _onnx2tf_load(self, path: str, work: Path, keep: list[str]) -> tuple[Any, dict[str, list[str]]]:
+        """onnx2tf's SavedModel of the model at `path`, converted in `work` and loaded with tf.saved_model.load, and
+        the Keras model's input and output names."""
         source = work / "model.onnx"
         shutil.copyfile(path, source)  # onnx2tf rewrites its input file in place (op names): never the probe's file
         # onnx2tf downloads calibration images from GitHub at conversion time (for 4-D, 3-channel inputs) unless a
         # file of that name is in its working directory: write a locally generated one, so it never needs the network.
         rng = np.random.default_rng(0)
         np.save(work / ONNX2TF_CALIBRATION, rng.uniform(0.0, 1.0, (20, 128, 128, 3)).astype(np.float32))
-        # onnx2tf changes process-wide state when imported (TF_USE_LEGACY_KERAS=1, op determinism, a huge recursion
-        # limit): it converts in a child process of this environment's Python, and the SavedModel is loaded here.
-        script = (
-            "import json, sys, onnx2tf\n"
-            "onnx2tf.convert(input_onnx_file_path=sys.argv[1], output_folder_path=sys.argv[2], non_verbose=True,\n"
-            "                not_use_onnxsim=True, keep_ncw_or_nchw_or_ncdhw_input_names=json.loads(sys.argv[3]) or None)\n"
-        )
         out = work / "saved_model"
-        proc = subprocess.run([sys.executable, "-c", script, str(source), str(out), json.dumps(keep_nchw)], cwd=work,
-                              capture_output=True, text=True, timeout=240, check=False)
-        if proc.returncode != 0 or not (out / "saved_model.pb").exists():
-            said = "\n".join(t.strip()[-600:] for t in (proc.stdout, proc.stderr) if t and t.strip())
-            raise RuntimeError(f"onnx2tf exited {proc.returncode}: {said}")
-        loaded = self.tf.saved_model.load(str(out))
-        fn = loaded.signatures["serving_default"]
-        (input_name,) = fn.structured_input_signature[1]
+        names = self._onnx2tf_convert(source, out, keep)
+        return self.tf.saved_model.load(str(out)), names
 
-        def run(x: Array) -> Array:
-            result = fn(**{input_name: self.T(x)})
-            return self.N(next(iter(result.values())))
+    def _onnx2tf_convert(self, source: Path, out: Path, keep: list[str]) -> dict[str, list[str]]:
+        """onnx2tf.convert in the child process (started, or restarted after it died or served its share);
+        a conversion that fails raises RuntimeError with what onnx2tf raised."""
+        import select
 
-        notes = ["onnx2tf converts in a child process (its import changes process-wide TensorFlow settings); the "
-                 "SavedModel it writes is loaded with tf.saved_model.load",
-                 "offline: a locally generated calibration file stands in for the images onnx2tf would download",
-                 "not_use_onnxsim=True (onnxsim is an optional step onnx2tf runs as a command; not installed)"]
-        if keep_nchw:
-            notes.append(f"keep_ncw_or_nchw_or_ncdhw_input_names={keep_nchw}: the imported model keeps the ONNX NCHW "
-                         "input instead of onnx2tf's default NHWC")
-        return ImportResult("onnx2tf", version, run, notes)
+        proc = getattr(self, "_onnx2tf", None)
+        if proc is not None and (proc.poll() is not None or self._onnx2tf_served >= ONNX2TF_RESTART_AFTER):
+            self._onnx2tf_stop()
+            proc = None
+        if proc is None:
+            proc = subprocess.Popen([sys.executable, "-c", ONNX2TF_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
+            self._onnx2tf, self._onnx2tf_served = proc, 0
+            self._onnx2tf_answer(proc, select, "importing onnx2tf")
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps([str(source), str(out), ONNX2TF_KEEP_INPUTS, keep]) + "\n")
+        proc.stdin.flush()
+        self._onnx2tf_served += 1
+        said = self._onnx2tf_answer(proc, select, "onnx2tf.convert")
+        if not os.environ.get(CONFORMANCE_CASES_ENV):
+            # outside a conformance run the child ends with its conversion, so that each import starts its own (the
+            # ONNX probe's provenance counts the child process an import starts)
+            self._onnx2tf_stop()
+        if "error" in said or not (out / "saved_model.pb").exists():
+            raise RuntimeError(said.get("error") or f"onnx2tf.convert wrote no SavedModel under {out}")
+        return said
+
+    def _onnx2tf_answer(self, proc: Any, select: Any, what: str) -> dict[str, Any]:
+        ready, _, _ = select.select([proc.stdout], [], [], ONNX2TF_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            self._onnx2tf_stop()
+            raise RuntimeError(f"{what}: the onnx2tf child process "
+                               + (f"gave no answer in {ONNX2TF_TIMEOUT_S:.0f} s" if not ready else f"exited {proc.poll()}"))
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _onnx2tf_stop(self) -> None:
+        proc = getattr(self, "_onnx2tf", None)
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            self._onnx2tf = None
 
 
 @dataclass
