@@ -46,7 +46,7 @@ from harness.results import write_json_atomic
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "portability-v1.json"
 EXPORTERS = ("torch", "tensorflow", "mxnet", "chainer", "paddle", "jax", "caffe2")
-IMPORTERS = ("onnxruntime", "torch", "jax", "tensorflow", "mxnet", "paddle")
+IMPORTERS = ("onnxruntime", "torch", "jax", "tensorflow", "mxnet", "paddle", "tvm")
 CONFORMANCE_STATUSES = ("pass", "wrong", "convert_error", "run_error", "timeout", "crash")
 MODEL_STATUSES = (*CONFORMANCE_STATUSES, "no_run_many", "not_exported", "importer_unavailable")
 CELL_STATUSES = ("pass", "partial", "mixed", *MODEL_STATUSES[1:])
@@ -378,7 +378,7 @@ def command(args: argparse.Namespace) -> int:
         for name in _split(args.exporters):
             registry.get(name)
         for name in _split(args.importers):
-            if name != conformance.ONNXRUNTIME:
+            if name != conformance.ONNXRUNTIME and name not in conformance.importers():
                 registry.get(name)
     except registry.UnknownFramework as exc:
         say(f"showdown: error: {exc}")
