@@ -92,9 +92,15 @@ def elide_hosts(text: str) -> str:
 
 
 def debian_mirror() -> str:
+    """The mirror this machine's apt uses; empty on a machine without one (the attempts that read it then fail, and
+    say so in their output)."""
+    from harness.runners.base import EnvironmentBuildError
     from harness.runners.images import _apt_mirror
 
-    return _apt_mirror()
+    try:
+        return _apt_mirror()
+    except EnvironmentBuildError:
+        return ""
 
 
 def _tail(text: str) -> str:

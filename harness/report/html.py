@@ -252,7 +252,8 @@ def render(docs: Sequence[dict[str, Any]], scores: Sequence[FrameworkScore], rub
         rows = []
         for cid, cs in s.criteria.items():
             links = ", ".join(
-                f'<a href="#{_anchor(fw, ev)}">{e(ev)}</a>' if "/" in ev and not ev.startswith("http") else f'<a href="{e(ev)}">{e(ev)}</a>'
+                f'<a href="{e(ev)}">{e(ev)}</a>' if ev.startswith(("http://", "https://")) else
+                f'<a href="#{_anchor(fw, ev)}">{e(ev)}</a>' if "/" in ev and " " not in ev else e(ev)  # a probe id, or a source in words
                 for ev in cs.evidence
             )
             rows.append([f'<span id="ev-{slug(fw)}-{slug(cid)}">{e(rubric.criteria[cid].name)}</span>', e(cs.origin),

@@ -381,4 +381,5 @@ def _apt_mirror() -> str:
                     return line.split()[1]
                 if line.startswith("deb ") and "security" not in line:
                     return line.split()[1]
-    return "http://deb.debian.org/debian"
+    raise EnvironmentBuildError("no Debian mirror in apt's sources (/etc/apt/sources.list.d/debian.sources or "
+                                "/etc/apt/sources.list): debootstrap needs one (pass mirror=...)")
