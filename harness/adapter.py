@@ -78,6 +78,18 @@ def resolve(root: Any, dotted: str) -> Any:
     return obj
 
 
+def device_index(device: str) -> int | None:
+    """The GPU index of a device string: None for "cpu", N for "cuda:N" ("cuda" alone is GPU 0)."""
+    import re
+
+    if device == "cpu":
+        return None
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if match is None:
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
+    return int(match.group(1) or 0)
+
+
 def reorder_gates(w: Array, src: str, dst: str, axis: int = -1) -> Array:
     """Reorder stacked recurrent gate blocks along `axis` from order `src` to order `dst` (e.g. 'ifgo' -> 'icfo').
 

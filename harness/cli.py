@@ -676,27 +676,34 @@ def _scored(paths: Sequence[Path], newest_only: bool, rubric_id: str, loaded: Lo
                                portability=_portability_doc(paths, wanted, loaded))
 
 
-def _portability_doc(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, Any] | None:
-    """The newest valid portability matrix in <folder>/portability/ of the folders scored (CPU sets only)."""
-    if device != "cpu":
-        return None
-    from harness import portability as port
+def _side_documents(paths: Sequence[Path], sub: str, validate: Any, key: Any) -> dict[str, dict[str, Any]]:
+    """The newest valid document per key(doc) in <folder>/<sub>/ of the folders scored; an unreadable or invalid one
+    is named on stderr and left out."""
     from harness.results import parse_json
 
-    best: dict[str, Any] | None = None
-    for folder in (Path(p) / "portability" for p in paths if Path(p).is_dir()):
+    found: dict[str, dict[str, Any]] = {}
+    for folder in (Path(p) / sub for p in paths if Path(p).is_dir()):
         for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:
                 doc = parse_json(f.read_bytes(), str(f))
             except (OSError, ResultError) as exc:
                 print(f"showdown: skipped {f}: {exc}", file=sys.stderr)
                 continue
-            errors = port.validate(doc)
+            errors = validate(doc)
             if errors:
-                print(f"showdown: skipped {f}: not a valid portability document ({errors[0]})", file=sys.stderr)
+                print(f"showdown: skipped {f}: not a valid {sub} document ({errors[0]})", file=sys.stderr)
                 continue
-            if best is None or doc["run"]["started_at"] > best["run"]["started_at"]:
-                best = doc
+            name = key(doc)
+            if name not in found or doc["run"]["started_at"] > found[name]["run"]["started_at"]:
+                found[name] = doc
+    return found
+
+
+def _portability_doc(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, Any] | None:
+    """The newest valid portability matrix in <folder>/portability/ of the folders scored (CPU sets only)."""
+    from harness import portability as port
+
+    best = _side_documents(paths, "portability", port.validate, lambda d: "matrix").get("matrix") if device == "cpu" else None
     if loaded is not None:
         loaded.portability = best
     return best
@@ -704,28 +711,10 @@ def _portability_doc(paths: Sequence[Path], device: str, loaded: Loaded | None =
 
 def _conformance_docs(paths: Sequence[Path], device: str, loaded: Loaded | None = None) -> dict[str, dict[str, Any]]:
     """The newest valid conformance document of each importer in <folder>/conformance/ of the folders scored (CPU
-    sets only: the node tests run on the CPU); an invalid one is named on stderr and left out. Kept in `loaded` for
-    the report."""
-    if device != "cpu":
-        return {}
+    sets only: the node tests run on the CPU). Kept in `loaded` for the report."""
     from harness import conformance as conf
-    from harness.results import parse_json
 
-    found: dict[str, dict[str, Any]] = {}
-    for folder in (Path(p) / "conformance" for p in paths if Path(p).is_dir()):
-        for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            try:
-                doc = parse_json(f.read_bytes(), str(f))
-            except (OSError, ResultError) as exc:
-                print(f"showdown: skipped {f}: {exc}", file=sys.stderr)
-                continue
-            errors = conf.validate(doc)
-            if errors:
-                print(f"showdown: skipped {f}: not a valid conformance document ({errors[0]})", file=sys.stderr)
-                continue
-            name = doc["importer"]["name"]
-            if name not in found or doc["run"]["started_at"] > found[name]["run"]["started_at"]:
-                found[name] = doc
+    found = _side_documents(paths, "conformance", conf.validate, lambda d: d["importer"]["name"]) if device == "cpu" else {}
     if loaded is not None:
         loaded.conformance = found
     return found

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import re
 import socket
 import time
 import types
@@ -45,6 +44,7 @@ from harness.adapter import (
     OpImpl,
     Unsupported,
     Workload,
+    device_index,
     distribution_versions,
     reorder_gates,
     require,
@@ -82,16 +82,6 @@ _COMPOSED_KINDS = {
     "lstm_last": "lstm_last: chainer.functions.n_step_lstm (the function behind chainer.links.NStepLSTM) on the node's "
                  "weights with constant zero biases, since the NStepLSTM link always trains 8 bias vectors",
 }
-
-
-def device_index(device: str) -> int | None:
-    """The GPU index of a device string: None for "cpu", N for "cuda:N" ("cuda" alone is GPU 0)."""
-    if device == "cpu":
-        return None
-    match = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if match is None:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
-    return int(match.group(1) or 0)
 
 
 def cuda_version(number: int) -> str:

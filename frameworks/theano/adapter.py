@@ -53,6 +53,7 @@ from harness.adapter import (
     OpImpl,
     Unsupported,
     Workload,
+    device_index,
     distribution_versions,
     resolve,
 )
@@ -105,15 +106,6 @@ def bn_epsilon(eps: float) -> float:
     """The smallest float32 at least `eps` (theano's batch normalisation rejects float32(1e-5) < 1e-5)."""
     e = np.float32(eps)
     return float(np.nextafter(e, np.float32(np.inf)) if float(e) < eps else e)
-
-
-def device_index(device: str) -> int | None:
-    if device == "cpu":
-        return None
-    match = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if match is None:
-        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
-    return int(match.group(1) or 0)
 
 
 class TheanoAdapter(Adapter):

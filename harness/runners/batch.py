@@ -212,24 +212,23 @@ def bucket_region(aws: Aws, bucket: str) -> str | None:
     return loc or "us-east-1"
 
 
-def _role_exists(aws: Aws, name: str) -> bool:
+def _iam_exists(lookup: Callable[[], Any]) -> bool:
+    """Whether an IAM lookup finds its entity (NoSuchEntity: no; any other error is raised)."""
     try:
-        aws.iam.get_role(RoleName=name)
+        lookup()
         return True
     except Exception as exc:
         if _code(exc) == "NoSuchEntity":
             return False
         raise
+
+
+def _role_exists(aws: Aws, name: str) -> bool:
+    return _iam_exists(lambda: aws.iam.get_role(RoleName=name))
 
 
 def _profile_exists(aws: Aws, name: str) -> bool:
-    try:
-        aws.iam.get_instance_profile(InstanceProfileName=name)
-        return True
-    except Exception as exc:
-        if _code(exc) == "NoSuchEntity":
-            return False
-        raise
+    return _iam_exists(lambda: aws.iam.get_instance_profile(InstanceProfileName=name))
 
 
 def _repository(aws: Aws, name: str) -> dict[str, Any] | None:

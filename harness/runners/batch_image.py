@@ -28,6 +28,7 @@ from harness.runners.images import (
     _build_error,
     _image,
     client,
+    finish_build,
     flavour,
     image_tag,
     lock_lines,
@@ -123,9 +124,4 @@ def build_batch_image(info: FrameworkInfo, device: str, say: Callable[[str], Non
             raise EnvironmentBuildError(f"building {tag} failed: {_build_error(exc)}") from None
         finally:
             remove_stage_images(c, build_id)
-    if previous is not None and previous.id != image.id:
-        try:  # the image this tag named before, if nothing else uses it (a container or another tag keeps it)
-            c.images.remove(previous.id, force=False, noprune=False)
-        except Exception:
-            pass
-    return BuildResult(tag, image.id, int(image.attrs.get("Size", 0)), time.perf_counter() - t0, reused)
+    return finish_build(c, previous, image, tag, t0, reused)

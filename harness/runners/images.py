@@ -313,8 +313,14 @@ def build(info: FrameworkInfo, device: str, base: str, say: Callable[[str], None
         raise EnvironmentBuildError(f"building {tag} failed: {_build_error(exc)}") from None
     finally:
         remove_stage_images(c, build_id)
+    return finish_build(c, previous, image, tag, t0, reused)
+
+
+def finish_build(c: Any, previous: Any, image: Any, tag: str, t0: float, reused: bool) -> BuildResult:
+    """After a build: remove the image this tag named before, if nothing else uses it (a container or another tag
+    keeps it), and say what was built."""
     if previous is not None and previous.id != image.id:
-        try:  # the image this tag named before, if nothing else uses it (a container or another tag keeps it)
+        try:
             c.images.remove(previous.id, force=False, noprune=False)
         except Exception:
             pass
