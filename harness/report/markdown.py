@@ -7,7 +7,9 @@ from typing import Any
 
 from harness.catalog.ops import OPS
 from harness.catalog.workloads import WORKLOADS
+from harness.report import summary as sm
 from harness.scoring import measured
+from harness.scoring.score import scores_2018
 
 BASELINE = "torch"
 MARK = {"native": "native", "composed": "composed (0.5)", "variant": "variant (0.5)"}
@@ -127,29 +129,30 @@ def conformance_rows(conformance: Mapping[str, dict[str, Any]]) -> list[list[str
 
 def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores: Sequence[Any] | None = None,
            rubric: Any = None, unavailable: Sequence[dict[str, Any]] = (), not_measured: Sequence[Any] = (),
-           conformance: Mapping[str, dict[str, Any]] | None = None, portability: dict[str, Any] | None = None) -> str:
+           conformance: Mapping[str, dict[str, Any]] | None = None, portability: dict[str, Any] | None = None,
+           gpu_docs: Sequence[dict[str, Any]] = ()) -> str:
     """The Markdown report. `generated` is a timestamp line (left out when None, for reproducible output);
     `unavailable`: documents of frameworks that could not run here, listed with what was tried; `not_measured`:
-    the known frameworks without a run (scoring.score.NotMeasured), shown with their 2018 scores as not re-measured."""
+    the known frameworks without a run (scoring.score.NotMeasured), shown with their 2018 scores as not re-measured;
+    `gpu_docs`: CUDA runs beside a CPU set, for the GPU verdict only."""
     docs = sorted(docs, key=lambda d: (d["framework"] != BASELINE, d["framework"], d["device"]))
     cols = [label(d) for d in docs]
     lines: list[str] = ["# showdown report", ""]
     if generated:
         lines += [f"Generated {generated}.", ""]
-    if unavailable:
-        lines += ["## Did not run here", ""]
-        for d in sorted(unavailable, key=lambda d: d["framework"]):
-            lines.append(f"- **{d['framework']}** on {d['device']} ({d['created_at']}): {d['reason']}".replace("\n", " "))
-            for t in d["tried"]:
-                command = f" `{' '.join(t['command'].split())}`" if t.get("command") else ""
-                output = (t.get("output") or "").strip().splitlines()
-                last = f" → {output[-1][:160]}" if output else ""
-                lines.append(f"  - {t['what']}: {t['outcome']}{command}{last}".replace("\n", " "))
-        lines.append("")
+
+    def link(section: str) -> str:
+        return f"[{sm.TITLES[section]}](#{sm.md_anchor(sm.TITLES[section])})"
+
+    lines += [f"## {sm.TITLES['verdicts']}", "",
+              "Computed from the measurements below; each line links to its evidence. Ties are named as ties.", ""]
+    for v in sm.verdicts(docs, scores or [], conformance, portability, gpu_docs):
+        lines.append(f"- **{v.topic}**: {v.who}: {v.figure} ({link(v.section)})".replace("\n", " "))
+    lines.append("")
     if scores and rubric is not None:
-        lines += [f"## Scores ({rubric.id} v{rubric.version})", "",
-                  "Each criterion normalised to 0-100; a category is the mean of its determined criteria; overall is "
-                  "the mean of the categories; tiers are clusters of overall scores. 2018: the post's published score.", ""]
+        lines += [f"## {sm.TITLES['scores']} ({rubric.id} v{rubric.version})", ""]
+        lines += [f"- {line}" for line in sm.formula(rubric)]
+        lines += [f"- {sm.tier_text(rubric, scores)}", f"- {sm.overlay_text(scores, len(scores_2018()))}", ""]
         lines += _table(["framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"],
                         [[s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
                           _fmt1(s.score_2018["overall"]) if s.score_2018 else "not scored"] for s in scores]
@@ -160,18 +163,55 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
         if missing:
             lines += ["", "No document in these results (2018 overall, not re-measured): " + ", ".join(
                 n.framework + (f" {_fmt1(n.score_2018['overall'])}" if n.score_2018 else "") for n in missing) + "."]
-        lines += ["", "Criteria (normalised; m = measured by probes, f = facts file, s = activity snapshot):", ""]
+        quiet = sm.quiet_criteria(rubric, scores)
+        if quiet:
+            lines += ["", "Criteria that separate nobody (shown in italics in the criteria table):", ""]
+            lines += [f"- {q.category}: {q.name}: {q.why}." for q in quiet]
+        lines.append("")
+
+    about = sm.about(docs)
+    lines += [f"## {sm.TITLES['about']}", ""]
+    lines += [f"- Machine: {m} ({', '.join(fws)})" for m, fws in about.machines]
+    lines += [f"- Harness: {t} ({', '.join(fws)})" for t, fws in about.trees]
+    lines += [f"- Dates: runs from {about.first} to {about.last}" if about.first else "- Dates: no runs",
+              f"- Suites: {', '.join(about.suites) or 'none'}"]
+    lines += [f"- Sizes: {size} ({', '.join(fws)})" for size, fws in about.sizes]
+    lines += ["- Values: m = measured by the suite's probes on this machine; f = a fact from the framework's facts "
+              "file, citing a public source and the date it was checked; s = the dated activity snapshot.",
+              f"- Timing warnings: {len(about.warnings)} throughput records" + (" (listed below)." if about.warnings else ".")]
+    if about.warnings:
+        lines += ["", "<details><summary>Timing warnings</summary>", ""]
+        lines += [f"- {fw} `{probe}`: {text}" for fw, probe, text in about.warnings]
+        lines += ["", "</details>"]
+    lines.append("")
+
+    if unavailable:
+        lines += [f"## {sm.TITLES['unavailable']}", ""]
+        for d in sorted(unavailable, key=lambda d: d["framework"]):
+            lines.append(f"- **{d['framework']}** on {d['device']} ({d['created_at']}): {d['reason']}".replace("\n", " "))
+            for t in d["tried"]:
+                command = f" `{' '.join(t['command'].split())}`" if t.get("command") else ""
+                output = (t.get("output") or "").strip().splitlines()
+                last = f" → {output[-1][:160]}" if output else ""
+                lines.append(f"  - {t['what']}: {t['outcome']}{command}{last}".replace("\n", " "))
+        lines.append("")
+    if scores and rubric is not None:
+        quiet_ids = {q.id for q in sm.quiet_criteria(rubric, scores)}
+        lines += [f"## {sm.TITLES['criteria']}", "",
+                  "Normalised 0-100; m = measured by probes, f = facts file, s = activity snapshot; a criterion in "
+                  "italics separates nobody.", ""]
         tag = {"measured": "m", "facts": "f", "snapshot": "s", "missing": ""}
         rows = []
         for cat in rubric.categories:
             for cid in cat.criteria:
-                rows.append([f"{cat.name}: {rubric.criteria[cid].name}",
+                name = f"{cat.name}: {rubric.criteria[cid].name}"
+                rows.append([f"*{name}*" if cid in quiet_ids else name,
                              *("-" if s.criteria[cid].normalised is None else f"{s.criteria[cid].normalised:.1f} {tag[s.criteria[cid].origin]}"
                                for s in scores)])
         lines += _table(["criterion", *(s.framework for s in scores)], rows)
         lines.append("")
 
-    lines += ["## Runs", ""]
+    lines += [f"## {sm.TITLES['runs']}", ""]
     lines += _table(["", *cols], [
         ["version", *(d["environment"]["framework_version"] if d.get("environment") else "?" for d in docs)],
         ["device", *(d["device"] for d in docs)],
@@ -182,7 +222,7 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
         ["run id", *(d["run_id"] for d in docs)],
     ])
 
-    lines += ["", "## Measured criteria", ""]
+    lines += ["", f"## {sm.TITLES['measured']}", ""]
     lines += _table(["criterion", *cols], [
         ["OOTB ops (of 32)", *(measured.ootb_ops(d).explanation for d in docs)],
         ["graph (2 dynamic, 1 symbolic, 0 neither)", *(_crit(measured.graph_value(d)) for d in docs)],
@@ -222,9 +262,7 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
     lines += ["", "Parameter counts: " + ("all equal to the catalog's." if not mismatches else "; ".join(mismatches))]
     warned = [(label(d), r) for d in docs for r in d["records"].values()
               if r["suite"] == "throughput" and r["status"] == "ok" and r["data"].get("timing", {}).get("warnings")]
-    lines += ["", f"Timing warnings ({len(warned)} records): " + ("none." if not warned else "")]
-    if warned:
-        lines += [""] + [f"- {fw} `{r['probe']}`: {'; '.join(r['data']['timing']['warnings'])}" for fw, r in warned]
+    lines += ["", f"Timing warnings: {len(warned)} records" + (f" (listed in {link('about')})." if warned else ".")]
 
     lines += ["", "## ONNX", ""]
     rows = []
@@ -242,10 +280,27 @@ def render(docs: Sequence[dict[str, Any]], generated: str | None = None, scores:
         lines += ["", "## ONNX importer conformance", "", conformance_intro(conformance), ""]
         lines += _table(CONFORMANCE_COLUMNS, conformance_rows(conformance))
 
-    problems = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] in ("error", "crashed", "timeout", "failed")]
-    lines += ["", "## Problems", ""]
+    lines += ["", f"## {sm.TITLES['numerics']}", "",
+              "A sample of NumPy's functions called through the framework's array namespace on the same inputs, compared "
+              "with NumPy; every function that does not agree is named with what happened.", ""]
+    rows = []
+    for n in sm.numerics(docs):
+        if n.status != "ok":
+            rows.append([n.framework, "-", n.status, n.zero_copy, n.reason[:200]])
+        else:
+            rows.append([n.framework, n.namespace, f"{n.agrees}/{n.total}", n.zero_copy,
+                         "; ".join(f"{fn} {outcome}" + (f" ({detail[:90]})" if detail else "") for fn, outcome, detail in n.others) or "all agree"])
+    lines += _table(["framework", "namespace", "agree", "zero-copy both ways", "functions that do not agree"], rows)
+
+    lines += ["", f"## {sm.TITLES['scale']}", "",
+              "A two-process all-reduce through the framework's distributed API (built in) or a third-party package.", ""]
+    lines += _table(["framework", "status", "API", "built in", "processes", "placement", "reason"],
+                    [[r.framework, r.status, r.api, r.builtin, r.world, r.placement, r.reason[:200] or "-"] for r in sm.scale(docs)])
+
+    problems = sm.problems(docs)
+    lines += ["", f"## {sm.TITLES['problems']}", ""]
     if problems:
-        lines += _table(["framework", "probe", "status", "reason"], [[fw, r["probe"], r["status"], r["reason"][:200]] for fw, r in problems])
+        lines += _table(["framework", "probe", "status", "reason"], [[fw, p, st, why[:200]] for fw, p, st, why in problems])
     else:
         lines.append("None: every probe ended ok or unsupported.")
     unsupported = [(label(d), r) for d in docs for r in d["records"].values() if r["status"] == "unsupported"]
