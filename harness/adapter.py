@@ -348,6 +348,12 @@ class Adapter(ABC):
 
     # ------------------------------------------------------------------------------------------ onnx
     def onnx_export(self, model: OnnxModelSpec, path: str, opset: int | None) -> ExportResult:
+        """Build `model` in the framework, export it with the framework's exporter to `path` (input "x", output "y"
+        where the exporter lets names be chosen) and return the framework's own output on model.sample_input().
+        model.catalog set (the portability matrix's catalog models: LSTM, residual block, vgg_mini, transformer,
+        GRU language model, ResNet-50): build model.model() node by node with the same layers as model_workload, in
+        inference mode (batch normalisation with a fresh model's running statistics: mean 0, variance 1), loaded with
+        model.weights() ("<node>.<param>", the catalog's layouts); token inputs are int64."""
         raise NotMapped(f"the {self.name} adapter maps no ONNX exporter")
 
     def onnx_import(self, path: str) -> ImportResult:

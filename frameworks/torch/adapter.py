@@ -1094,6 +1094,8 @@ class TorchAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:
         nn = self.nn
+        if model.catalog is not None:  # the catalog model from the same torch layers as its training workloads
+            return self._catalog_model(model.model(), model.weights())[0]
         w = model.weights()
         if model.id == "mlp":
             m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10))

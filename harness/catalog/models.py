@@ -353,6 +353,25 @@ def vgg_mini(batch: int, hw: int, classes: int) -> Model:
     return Model("vgg_mini", "image", (batch, 3, hw, hw), "class", classes, tuple(b.nodes))
 
 
+def residual_block(batch: int, hw: int, channels: int, classes: int) -> Model:
+    """One basic residual block with batch normalisation (He et al. 2016): a 3x3 stem convolution to `channels`, then
+    conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN, added to the block's input (identity shortcut), ReLU, global average
+    pooling and a dense classifier."""
+    b = Builder()
+    b.add("conv2d", out=channels, kernel=3, stride=1, padding=1, bias=True, name="stem")
+    x = b.add("relu")
+    b.add("conv2d", x, out=channels, kernel=3, stride=1, padding=1, bias=False, name="conv1")
+    b.add("batch_norm", name="bn1")
+    b.add("relu")
+    b.add("conv2d", out=channels, kernel=3, stride=1, padding=1, bias=False, name="conv2")
+    main = b.add("batch_norm", name="bn2")
+    b.add("add", main, x)
+    b.add("relu")
+    b.add("global_avg_pool")
+    b.add("dense", out=classes, name="fc")
+    return Model("residual_block", "image", (batch, 3, hw, hw), "class", classes, tuple(b.nodes))
+
+
 def model_params(model: Model) -> dict[str, Array]:
     """Parameters and batch together, as the throughput workloads hand them to adapters."""
     return {**model.parameters(), **model.batch()}

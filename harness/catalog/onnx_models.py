@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.catalog import models, reference_models
 from harness.catalog import reference_nn as nn
+from harness.catalog.models import Model
 
 Array = np.ndarray
 
@@ -29,11 +31,25 @@ class OnnxModelSpec:
     input_shape: tuple[int, ...]
     make_weights: Callable[[np.random.Generator], dict[str, Array]]
     forward: Callable[[dict[str, Array], Array], Array]
+    #: a catalog model (harness.catalog.models) this spec exports: the adapter builds it from its nodes with the same
+    #: layers as its training workloads, in inference mode (batch normalisation with a fresh model's running
+    #: statistics, mean 0 and variance 1), loads `weights()` (the catalog's "<node>.<param>" parameters) and exports
+    #: its forward pass (input "x", output the logits "y"). None for the hand-written models above.
+    catalog: Callable[[], Model] | None = None
+
+    def model(self) -> Model:
+        if self.catalog is None:
+            raise ValueError(f"ONNX model {self.id!r} is not a catalog model")
+        return self.catalog()
 
     def weights(self) -> dict[str, Array]:
+        if self.catalog is not None:
+            return self.model().parameters()
         return self.make_weights(np.random.default_rng(sum(map(ord, self.id)) + 3))
 
     def sample_input(self) -> Array:
+        if self.catalog is not None:
+            return self.model().batch()["x"]
         rng = np.random.default_rng(sum(map(ord, self.id)) + 5)
         return rng.standard_normal(self.input_shape).astype(np.float32)
 
@@ -67,6 +83,36 @@ MODELS: tuple[OnnxModelSpec, ...] = (
                   "-> dense 10", (2, 3, 8, 8), _cnn_weights, _cnn_forward),
 )
 MODELS_BY_ID = {m.id: m for m in MODELS}
+
+
+def _catalog_spec(spec_id: str, description: str, make: Callable[[], Model]) -> OnnxModelSpec:
+    model = make()
+
+    def forward(w: dict[str, Array], x: Array) -> Array:
+        return reference_models.forward(make(), w, x, inference=True)[0]
+
+    return OnnxModelSpec(spec_id, description, model.input_shape, lambda _rng: make().parameters(), forward, make)
+
+
+#: the portability matrix's model set: the two models above, then catalog models built by each adapter from the
+#: catalog's node list (small sizes: the matrix converts every file in every importer)
+CATALOG_EXPORTS: tuple[OnnxModelSpec, ...] = (
+    _catalog_spec("lstm", "sequence classifier: x (2, 8, 8) -> LSTM 16 (no biases), last state -> dense 10",
+                  lambda: models.lstm_classifier(2, 8, 8, 16, 10)),
+    _catalog_spec("resblock", "x (2, 3, 8, 8) -> conv 3x3 8 -> ReLU -> [conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN] + "
+                  "identity -> ReLU -> global average pool -> dense 10 (BN in inference mode)",
+                  lambda: models.residual_block(2, 8, 8, 10)),
+    _catalog_spec("vgg_mini", "the catalog's vgg_mini at x (2, 3, 16, 16): 3 conv-BN-ReLU, 2 max pools, global "
+                  "average pool, dense 10", lambda: models.vgg_mini(2, 16, 10)),
+    _catalog_spec("transformer", "the catalog's BERT-shaped encoder, 1 layer, dim 16, 2 heads, tokens (2, 8) below "
+                  "50 -> dense 10", lambda: models.transformer_encoder(2, 8, 50, 1, 16, 2, 10)),
+    _catalog_spec("gru_lm", "the catalog's GRU language model: tokens (2, 8) below 50, embedding 16, GRU 16, logits "
+                  "over 50 at every step", lambda: models.gru_language_model(2, 8, 50, 16, 16)),
+    _catalog_spec("resnet50", "the catalog's ResNet-50 (23.5 M parameters) at x (1, 3, 32, 32), 10 classes",
+                  lambda: models.resnet50(1, 32, 10)),
+)
+EXPORT_MODELS: tuple[OnnxModelSpec, ...] = MODELS + CATALOG_EXPORTS
+EXPORT_MODELS_BY_ID = {m.id: m for m in EXPORT_MODELS}
 
 
 def build_onnx(model: OnnxModelSpec, opset: int = DEFAULT_OPSET) -> Any:

@@ -62,7 +62,7 @@ def _col2im(dcols: Array, shape: tuple[int, ...], k: int, stride: int, pad: int,
 
 
 # ---------------------------------------------------------------------------------------------- forward
-def _forward(node: Node, xs: list[Array], p: Mapping[str, Array]) -> tuple[Array, Any]:
+def _forward(node: Node, xs: list[Array], p: Mapping[str, Array], inference: bool = False) -> tuple[Array, Any]:
     k, a, x = node.kind, node.attrs, xs[0]
     name = node.name
     if k == "dense":
@@ -76,7 +76,10 @@ def _forward(node: Node, xs: list[Array], p: Mapping[str, Array]) -> tuple[Array
     if k in ("batch_norm", "layer_norm"):
         axes = (0, 2, 3) if k == "batch_norm" else (-1,)
         shape = (1, -1, 1, 1) if k == "batch_norm" else (1,) * (x.ndim - 1) + (-1,)
-        mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+        if inference and k == "batch_norm":  # a fresh model's running statistics: mean 0, variance 1
+            mean, var = np.zeros((1,) * x.ndim, x.dtype), np.ones((1,) * x.ndim, x.dtype)
+        else:
+            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
         inv = 1.0 / np.sqrt(var + NORM_EPS)
         xhat = (x - mean) * inv
         return xhat * p[f"{name}.gamma"].reshape(shape) + p[f"{name}.beta"].reshape(shape), (xhat, inv)
@@ -291,14 +294,16 @@ def _attention_backward(dy: Array, cache: Any, p: Mapping[str, Array], name: str
 
 
 # ---------------------------------------------------------------------------------------------- models
-def forward(model: Model, params: Mapping[str, Array], x: Array, dtype: Any = np.float64) -> tuple[Array, dict[str, Any]]:
+def forward(model: Model, params: Mapping[str, Array], x: Array, dtype: Any = np.float64,
+            inference: bool = False) -> tuple[Array, dict[str, Any]]:
     """The model's output (logits) and the caches the backward pass needs, computed in `dtype` (float64 for the
-    reference; float32 to see what float32 arithmetic alone does to it)."""
+    reference; float32 to see what float32 arithmetic alone does to it). inference: batch normalisation uses a fresh
+    model's running statistics (mean 0, variance 1) instead of the batch's, as a model exported for inference does."""
     p = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
     values: dict[str, Array] = {"input": x if model.input_kind == "tokens" else np.asarray(x, dtype=dtype)}
     caches: dict[str, Any] = {}
     for node in model.nodes:
-        values[node.name], caches[node.name] = _forward(node, [values[i] for i in node.inputs], p)
+        values[node.name], caches[node.name] = _forward(node, [values[i] for i in node.inputs], p, inference)
     return values[model.output], caches
 
 

@@ -17,17 +17,18 @@ from typing import Any
 import numpy as np
 
 from harness.adapter import Adapter
-from harness.catalog.onnx_models import MODELS_BY_ID
+from harness.catalog.onnx_models import EXPORT_MODELS_BY_ID
 from harness.probes import Context, Outcome
 from harness.results import Status
 
 SCRATCH = "portability"
+REFERENCE_TOLERANCE = 1e-3  # float32 against float64 through up to 50 layers; a wrong layer is off by O(1)
 
 
 def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
     import onnx
 
-    model = MODELS_BY_ID[entry]
+    model = EXPORT_MODELS_BY_ID[entry]
     folder = ctx.scratch / SCRATCH / model.id
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -51,6 +52,18 @@ def run(adapter: Adapter, entry: str, ctx: Context) -> Outcome:
         file_bytes=path.stat().st_size)
     expected = np.asarray(result.framework_output)
     data["framework_output_dtype"] = str(expected.dtype)
+    # the exporter's own output against the catalog's float64 reference (inference mode): a model built wrongly
+    # (e.g. batch normalisation left in training mode) would otherwise be the judge of every importer
+    reference = model.reference(x)
+    if expected.shape != reference.shape:
+        return Outcome(Status.FAILED, f"the framework's output has shape {list(expected.shape)}, the catalog's "
+                       f"reference {list(reference.shape)}", data)
+    ref_err = float(np.max(np.abs(expected.astype(np.float64) - reference))) if reference.size else 0.0
+    ref_scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+    data["reference_max_error"] = ref_err
+    if not ref_err <= REFERENCE_TOLERANCE * max(1.0, ref_scale):
+        return Outcome(Status.FAILED, f"the framework's own output differs from the catalog's float64 reference by "
+                       f"{ref_err:.3g} (allowed {REFERENCE_TOLERANCE:g} x max(1, max |reference|))", data)
     # the model is float32 end to end: the expected output is held as float32 (an adapter that hands back float64
     # is noted above), since the conformance comparison asks the importer for the model's own output dtype
     np.savez(folder / "data.npz", in_0=x, out_0=expected.astype(np.float32))
