@@ -180,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     portability.add_parser(sub)
 
+    from harness import compare, export
+
+    compare.add_parser(sub)
+    export.add_parser(sub)
+
     val = sub.add_parser("validate", help="check result documents against the JSON Schema")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
@@ -214,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return conformance.command(args)
         if args.command == "portability":
             return cmd_portability(args)
+        if args.command in ("compare", "export"):
+            from harness import compare, export
+
+            return (compare if args.command == "compare" else export).command(args)
         if args.command == "batch":
             from harness import batch_cli
 
