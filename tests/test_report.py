@@ -74,37 +74,59 @@ def browser() -> str:
     pytest.skip(reason=why)
 
 
+SECTIONS_WITH_CHARTS = ("scores", "criteria", "ops", "throughput", "numerics", "conformance", "portability-section")
+
+
+def committed_report(tmp_path: Path) -> Path:
+    """The report of a copy of the committed results (with their conformance and portability documents)."""
+    src = tmp_path / "results"
+    shutil.copytree(REPO / "results", src, ignore=shutil.ignore_patterns("report.*"))
+    out = tmp_path / "report"
+    assert cli.main(["report", str(src), "--out-dir", str(out), "--no-timestamp"]) == 0
+    return out / "report.html"
+
+
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """At 1400 and at 800 px: no horizontal page overflow, every section there, a chart in every section that has
+    figures, no console errors, a screenshot that is not blank."""
     driver_path = browser()
     from matplotlib.image import imread
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    page = make_report(tmp_path) / "report.html"
+    from harness.report.summary import SECTIONS
+
+    page = committed_report(tmp_path)
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium") or "chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1300,1800"):
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
-        drv.get(page.as_uri())
-        assert drv.title == "showdown report"
-        svgs = drv.find_elements(By.CSS_SELECTOR, "svg")
-        assert len(svgs) >= 4  # overall bars, a radar per framework, two throughput charts
-        assert all(s.size["width"] > 50 and s.size["height"] > 50 for s in svgs)
-        headings = [h.text for h in drv.find_elements(By.TAG_NAME, "h2")]
-        for wanted in ("Overall scores", "Criteria", "Layers and optimizers", "Throughput", "ONNX", "Environment and versions"):
-            assert wanted in headings
-        assert len(drv.find_elements(By.CSS_SELECTOR, "table")) >= 8
-        errors = [entry for entry in drv.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
-        assert errors == [], errors
-        shot = tmp_path / "shot.png"
-        assert drv.save_screenshot(str(shot))
-        pixels = imread(str(shot))
-        assert pixels.std() > 0.05, "the screenshot is blank"
+        for width in (1400, 800):
+            drv.set_window_size(width, 1000)
+            drv.get(page.as_uri())
+            assert drv.title == "showdown report"
+            inner = drv.execute_script("return window.innerWidth")
+            scroll = drv.execute_script("return document.documentElement.scrollWidth")
+            assert scroll <= inner, f"{width} px: the page scrolls sideways ({scroll} > {inner})"
+            for sid, title in SECTIONS:
+                found = drv.find_elements(By.ID, sid)
+                assert found, f"section {sid} ({title}) missing at {width} px"
+            for sid in SECTIONS_WITH_CHARTS:
+                svgs = drv.find_elements(By.CSS_SELECTOR, f"#{sid} svg")
+                assert svgs, f"no chart in section {sid}"
+                assert all(s.size["width"] > 50 and s.size["height"] > 50 for s in svgs), sid
+            toc = [a.get_attribute("href").split("#")[-1] for a in drv.find_elements(By.CSS_SELECTOR, "#contents a")]
+            assert toc == [sid for sid, _ in SECTIONS], toc
+            errors = [entry for entry in drv.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+            assert errors == [], errors
+            shot = tmp_path / f"shot-{width}.png"
+            assert drv.save_screenshot(str(shot))
+            assert imread(str(shot)).std() > 0.05, "the screenshot is blank"
     finally:
         drv.quit()

@@ -128,8 +128,9 @@ def _speed_verdict(topic: str, docs: Sequence[Mapping[str, Any]], mode: str, sec
     winners = _best({k: v[0] for k, v in ratios.items()}, higher=False, digits=2)
     r, n = ratios[winners[0]]
     rest = sorted((v[0], k) for k, v in ratios.items() if k not in winners)
-    figure = (f"{r:.2f}x {base}'s time per step (geometric mean over {n} training workloads; lower is faster)"
-              + (f"; next: {rest[0][1]} at {rest[0][0]:.2f}x" if rest else "")
+    lead = (f"the baseline of the comparison, fastest over {n} training workloads" if winners == (base,) else
+            f"{r:.2f}x {base}'s time per step (geometric mean over {n} training workloads; lower is faster)")
+    figure = (lead + (f"; next: {rest[0][1]} at {rest[0][0]:.2f}x {base}'s time (geometric mean)" if rest else "")
               + (f"; not compared: {', '.join(left)} (a workload missing, unverified or of another compile scope)" if left else ""))
     return Verdict(topic, winners, figure, section)
 
