@@ -58,7 +58,7 @@ def test_a_framework_without_any_importer_scores_zero() -> None:
 
 def test_the_2026_rubric_states_the_mapping_and_2018_is_untouched() -> None:
     r26 = rb.load("showdown-2026")
-    assert r26.version == 3
+    assert r26.version >= 3  # 3 brought these measures; later versions keep them
     assert r26.criteria["onnx_export"].measure == "onnx_export_share"
     assert r26.criteria["onnx_import"].measure == "onnx_import_conformance"
     r18 = rb.load("showdown-2018")
@@ -105,3 +105,19 @@ def test_the_report_shows_the_committed_matrix() -> None:
 
     md = (Path(__file__).resolve().parent.parent / "results" / "report.md").read_text()
     assert "## ONNX portability matrix (exporter x importer)" in md and "| **mxnet** |" in md
+
+
+def test_export_share_comes_from_the_matrix_when_it_holds_the_exporter() -> None:
+    """v4: the matrix's onnxruntime cell (the whole model set) replaces the run's two export probes; built in or not is
+    still the run's provenance verdict. A scorer that kept using the run's 2/2 would give 2.0 here."""
+    matrix = {"cells": {"a": {"onnxruntime": {"passed": 5, "models_total": 8}, "b": {"passed": 8, "models_total": 8}}}}
+    share = measured.export_share(matrix, "a")
+    assert share == (5, 8)
+    assert measured.export_share(matrix, "b") is None  # no row for b
+    assert measured.export_share({"cells": {"a": {"b": {"passed": 1, "models_total": 1}}}}, "a") is None
+    built_in = measured.onnx_export_share(_doc([("ok", True), ("ok", True)], []), share)
+    assert built_in.value == pytest.approx(2 * 5 / 8) and "portability matrix: 5/8" in built_in.explanation
+    assert "portability/onnxruntime" in built_in.evidence
+    separate = measured.onnx_export_share(_doc([("ok", False), ("ok", False)], []), share)
+    assert separate.value == pytest.approx(5 / 8)
+    assert measured.onnx_export_share(_doc([("unmapped", False)], []), share).value is None  # no exporter, no score

@@ -103,21 +103,38 @@ def scalability(doc: dict[str, Any]) -> Criterion:
     return Criterion(0.0, f"all-reduce {rec['status']}: {rec['reason'][:120]}", ["scale/allreduce"])
 
 
-def onnx_export_share(doc: dict[str, Any]) -> Criterion:
+def onnx_export_share(doc: dict[str, Any], matrix_share: tuple[int, int] | None = None) -> Criterion:
     """showdown-2026 v3: the share of the model set that the framework's exporter writes and onnxruntime runs in
     agreement with the framework's own output, times 2 when the exporter is built in (by the provenance rule), times
-    1 when only a separate package does it. Not determined while the adapter maps no exporter."""
+    1 when only a separate package does it. Not determined while the adapter maps no exporter. v4: when a
+    portability matrix holds the exporter's row, the model set is the matrix's (the run's two models and the
+    catalog's models) and the share is its onnxruntime cell (`matrix_share`: passed, of); built in or not is still
+    decided by the run's own export probes."""
     recs = {k: v for k, v in _records(doc, "onnx").items() if k.startswith("onnx/export/")}
     if not recs:
         return Criterion(None, "no ONNX export records")
     if any(r["status"] == "unmapped" for r in recs.values()):
         return Criterion(None, "not determined: the adapter maps no ONNX exporter", sorted(recs))
     passed = [r for r in recs.values() if r["status"] == "ok"]
-    share = len(passed) / len(recs)
     builtin = bool(passed) and all(r["data"].get("builtin") for r in passed)
-    value = share * (2.0 if builtin else 1.0)
+    if matrix_share is not None and matrix_share[1]:
+        n, of, basis = matrix_share[0], matrix_share[1], "portability matrix: "
+        evidence = sorted(recs) + ["portability/onnxruntime"]
+    else:
+        n, of, basis = len(passed), len(recs), ""
+        evidence = sorted(recs)
+    value = n / of * (2.0 if builtin else 1.0)
     where = "" if not passed else (" (built in: x2)" if builtin else " (separate package: x1)")
-    return Criterion(value, f"{len(passed)}/{len(recs)} models export and run in onnxruntime{where}", sorted(recs))
+    return Criterion(value, f"{basis}{n}/{of} models export and run in onnxruntime{where}", evidence)
+
+
+def export_share(matrix: dict[str, Any], exporter: str, runtime: str = "onnxruntime") -> tuple[int, int] | None:
+    """From a portability matrix document: how many of the exporter's models the reference runtime runs in
+    agreement with the exporter's own output (passed, of); None when the matrix has no such cell."""
+    cell = matrix.get("cells", {}).get(exporter, {}).get(runtime)
+    if cell is None:
+        return None
+    return int(cell["passed"]), int(cell["models_total"])
 
 
 def importer_builtin(doc: dict[str, Any]) -> bool | None:
