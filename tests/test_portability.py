@@ -157,3 +157,41 @@ def test_cli_render_and_errors(run: tuple[dict[str, Any], Path], tmp_path: Path,
     assert cli.main(["portability", "--models", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown ONNX model" in capsys.readouterr().err
     assert cli.main(["portability", "--exporters", "nosuchframework", "--out", str(tmp_path)]) == 2
+
+
+def test_an_exporter_whose_own_output_misses_the_reference_fails_before_judging_importers(tmp_path: Path) -> None:
+    from harness.probes import Context
+    from harness.probes import portability as probe
+    from harness.results import Status
+    from tests.fakes.portability import FakeExporter, MisbuiltExporter
+
+    good = probe.run(FakeExporter("cpu"), "mlp", Context("cpu", tmp_path / "a"))
+    assert good.status == Status.OK and good.data["reference_max_error"] < 1e-6
+    bad = probe.run(MisbuiltExporter("cpu"), "mlp", Context("cpu", tmp_path / "b"))
+    assert bad.status == Status.FAILED and "float64 reference" in bad.reason
+    assert bad.data["reference_max_error"] == pytest.approx(0.05, rel=1e-3)
+
+
+def test_catalog_models_in_the_matrix_set_and_their_inference_reference() -> None:
+    """The matrix's model set holds the catalog models; their reference runs batch norm with a fresh model's running
+    statistics (inference), which differs from the training-mode reference the throughput suite checks."""
+    from harness.catalog import reference_models
+    from harness.catalog.onnx_models import EXPORT_MODELS_BY_ID
+
+    assert {"mlp", "cnn", "lstm", "resblock", "vgg_mini", "transformer", "gru_lm", "resnet50"} <= set(EXPORT_MODELS_BY_ID)
+    spec = EXPORT_MODELS_BY_ID["resblock"]
+    model, x = spec.model(), spec.sample_input()
+    assert "batch_norm" in model.kinds() and "add" in model.kinds()
+    assert set(spec.weights()) == set(model.param_shapes())
+    inference = spec.reference(x)
+    training = reference_models.forward(model, spec.weights(), x)[0]
+    assert inference.shape == (2, 10) and not np.allclose(inference, training, atol=1e-3)
+    # batch norm alone in inference mode: gamma * x / sqrt(1 + eps) + beta
+    from harness.catalog.models import NORM_EPS, Model, Node
+
+    bn = Model("bn_only", "image", (2, 3, 4, 4), "class", 3, (Node("bn", "batch_norm", ("input",)),))
+    p = {"bn.gamma": np.array([1.0, 2.0, 3.0]), "bn.beta": np.array([0.5, 0.0, -0.5])}
+    xb = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    want = xb * p["bn.gamma"].reshape(1, -1, 1, 1) / np.sqrt(1 + NORM_EPS) + p["bn.beta"].reshape(1, -1, 1, 1)
+    assert np.allclose(reference_models.forward(bn, p, xb, inference=True)[0], want)
+    assert EXPORT_MODELS_BY_ID["transformer"].sample_input().dtype == np.int64

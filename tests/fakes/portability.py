@@ -96,3 +96,10 @@ class RunOnlyImporter(RefImporter):
     def onnx_import(self, path: str) -> ImportResult:
         full = super().onnx_import(path)
         return ImportResult(full.importer, full.importer_version, full.run)
+
+
+class MisbuiltExporter(FakeExporter):
+    """Writes a correct file but reports an own output off by 0.05: its model was built wrongly (as a framework
+    whose batch norm stayed in training mode would be), so it must not judge the importers."""
+
+    noise = 0.05
