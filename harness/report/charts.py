@@ -79,6 +79,8 @@ def framework_colours(frameworks: Sequence[str]) -> dict[str, str]:
         if f in out:
             continue
         at = index.get(f)
+        if at is None and f.endswith(")") and " (" in f:  # a report's label "torch (cuda)": the framework's colour
+            at = index.get(f[:f.rindex(" (")])
         if at is None:
             at = index[f] = extra
             extra += 1
@@ -86,6 +88,11 @@ def framework_colours(frameworks: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"no distinct colour left for framework {f!r}: the palette has {len(PALETTE)}")
         out[f] = PALETTE[at]
     return out
+
+
+def _luminance(colour: str) -> float:
+    r, g, b = matplotlib.colors.to_rgb(colour)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def _colour(colours: Mapping[str, str], name: str) -> str:
@@ -136,7 +143,8 @@ def overall_chart(names: Sequence[str], overall: Sequence[float | None], tiers: 
                   current_label: str = "this report") -> str:
     """Overall score per framework in the framework's colour; the tier as text and hatching; 2018 as an outline.
 
-    Each bar's patch has the SVG id "overall-<i>" (i = position in `names`), the 2018 outline "past-<i>".
+    Each bar's patch has the SVG id "overall-<i>" (i = position in `names`), its tier's hatching "tier-<i>", the 2018
+    outline "past-<i>".
     """
     n = len(names)
     if not (len(overall) == len(tiers) == len(past) == n):
@@ -147,10 +155,13 @@ def overall_chart(names: Sequence[str], overall: Sequence[float | None], tiers: 
         if v is None:
             ax.text(1, i - 0.15, NOT_MEASURED, va="center", fontsize=MIN_FONT_PT, color="#495057", style="italic")
         else:
-            bar = ax.barh(i - 0.15, max(v, 0.6), height=0.42, color=_colour(colours, name),
-                          hatch=TIER_HATCHES.get(t, ""), edgecolor="#ffffff" if TIER_HATCHES.get(t) else "none",
-                          linewidth=0)
+            fill = _colour(colours, name)
+            bar = ax.barh(i - 0.15, max(v, 0.6), height=0.42, color=fill, linewidth=0)
             bar.patches[0].set_gid(_gid("overall", i))
+            if TIER_HATCHES.get(t):  # the tier's pattern over the framework's colour, as a patch of its own
+                over = ax.barh(i - 0.15, max(v, 0.6), height=0.42, facecolor="none", hatch=TIER_HATCHES[t],
+                               edgecolor="#000000" if _luminance(fill) > 0.45 else "#ffffff", linewidth=0)
+                over.patches[0].set_gid(_gid("tier", i))
             ax.text(v + 1, i - 0.15, f"{v:.1f}" + (f"  {t}" if t else ""), va="center", fontsize=MIN_FONT_PT + 1,
                     fontweight="bold")
         if p is not None:
@@ -168,8 +179,7 @@ def overall_chart(names: Sequence[str], overall: Sequence[float | None], tiers: 
                                 label="2018 (published, 13 frameworks)")]
     shown = [t for t in TIER_HATCHES if t is not None and t in tiers]
     handles += [Patch(facecolor="#ffffff", edgecolor="#212529", hatch=TIER_HATCHES[t] or None, label=t) for t in shown]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.5 / (0.5 * n + 1.6)), ncol=3,
-              frameon=False, fontsize=MIN_FONT_PT)
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False, fontsize=MIN_FONT_PT)
     ax.set_title(title, loc="left", fontsize=11)
     return _svg(fig, title)
 
@@ -280,9 +290,8 @@ def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapp
     ax.set_xlabel(f"x {baseline} {quantity}, {better} is better (log scale)")
     handles: list[Any] = [Line2D([], [], marker="o", linestyle="", markersize=7, markerfacecolor=_colour(colours, f),
                                  markeredgecolor="#212529", markeredgewidth=0.5, label=f) for f in frameworks]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22 * 3 / (nw + 2)), ncol=min(4, nf),
-              frameon=False, fontsize=MIN_FONT_PT, title="no dot: not measured, failed, or not verified",
-              title_fontsize=MIN_FONT_PT)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, max(nf, 1)), frameon=False,
+               fontsize=MIN_FONT_PT, title="no dot: not measured, failed, or not verified", title_fontsize=MIN_FONT_PT)
     ax.set_title(title, loc="left", fontsize=11)
     return _svg(fig, title + (f" (no dot: {'; '.join(missing)})" if missing else ""))
 
