@@ -334,6 +334,31 @@ def test_ratio_axis_is_logarithmic() -> None:
     assert "x torch time per step, lower is better (log scale)" in shown
 
 
+def xtick_labels(svg: str) -> list[str]:
+    root = parse(svg)
+    return ["".join(t.itertext()).strip() for g in root.iter(f"{{{NS['svg']}}}g")
+            if (g.get("id") or "").startswith("xtick_") for t in g.iter(f"{{{NS['svg']}}}text")]
+
+
+@pytest.mark.parametrize(("top", "expected"), [
+    (1.2, ["0.7x", "1x", "1.5x"]),
+    (30.0, ["1x", "2x", "5x", "10x", "20x"]),
+    (0.05, ["0.05x", "0.1x", "0.2x", "0.5x", "1x"]),
+    (500.0, ["1x", "3x", "10x", "30x", "100x", "300x"]),
+    (5000.0, ["1x", "10x", "100x", "1000x"]),
+])
+def test_ratio_ticks_stay_few_and_readable(top: float, expected: list[str]) -> None:
+    labels = xtick_labels(ratio_chart({"torch": [1.0], "jax": [top]}))
+    assert labels == expected
+    assert len(labels) <= 8
+
+
+def test_a_row_without_any_figure_says_so() -> None:
+    svg = charts.ratio_dots(["a", "b"], ["torch", "jax"], {"torch": [1.0, None], "jax": [2.0, None]}, "torch",
+                            colours_for(["torch", "jax"]), "t")
+    assert texts(svg).count("no figure for any framework") == 1
+
+
 def test_the_log_check_fails_on_a_linear_axis() -> None:
     import matplotlib.pyplot as plt
 

@@ -233,8 +233,14 @@ def category_chart(names: Sequence[str], categories: Mapping[str, Sequence[float
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
-    cands = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
-    return [c for c in cands if lo <= c <= hi] or [1]
+    """Ticks for a log axis from lo to hi: 1-2-5 per decade over a short span, fewer as it grows so labels never touch."""
+    decades = math.log10(hi / lo)
+    steps = (1, 2, 5) if decades <= 2.6 else (1, 3) if decades <= 4 else (1,)
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+    if sum(lo <= t <= hi for t in ticks) < 3:  # a narrow span: finer steps
+        ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in (1, 1.5, 2, 3, 5, 7)]
+    return [t for t in ticks if lo <= t <= hi] or [1.0]
 
 
 def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapping[str, Sequence[float | None]],
@@ -279,10 +285,13 @@ def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapp
             pts.set_gid(f"dot-{fi}-{w}")
     for w in range(nw):
         ax.axhline(w, color="#f1f3f5", linewidth=6, zorder=0)
+        if all(not ratios.get(f) or ratios[f][w] is None for f in frameworks):
+            ax.text(1.0, w, "  no figure for any framework", va="center", fontsize=MIN_FONT_PT, color="#495057",
+                    style="italic")
     ticks = _log_ticks(lo, hi)
     ax.set_xlim(lo, hi)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{t:g}x" for t in ticks]))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{round(t, 6):g}x" for t in ticks]))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(nw), workloads)
