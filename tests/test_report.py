@@ -130,3 +130,172 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             assert imread(str(shot)).std() > 0.05, "the screenshot is blank"
     finally:
         drv.quit()
+
+
+# ------------------------------------------------------------------------------------------- summary: computed
+def _committed(name: str) -> dict:
+    import json
+
+    path = next((REPO / "results").glob(f"{name}-cpu-*.json"))
+    doc: dict = json.loads(path.read_text())
+    return doc
+
+
+def _scale_times(doc: dict, mode: str, factor: float) -> None:
+    for key, rec in doc["records"].items():
+        if key.startswith("throughput/") and key.endswith("/" + mode) and rec["status"] == "ok":
+            t = rec["data"]["timing"]
+            t["median_s"] *= factor
+
+
+def test_verdicts_follow_the_documents_figures() -> None:
+    """A verdict is computed: make mxnet faster than torch and the eager-training verdict names mxnet; make them
+    equal and it names both as a tie; take a layer away and the op-coverage verdict changes."""
+    import copy
+
+    from harness.report import summary as sm
+
+    torch, mxnet = _committed("torch"), _committed("mxnet")
+
+    def pick(docs: list, topic: str) -> sm.Verdict:
+        return next(v for v in sm.verdicts(docs, [], None, None) if v.topic == topic)
+
+    assert pick([torch, mxnet], "Fastest eager training (CPU)").winners == ("torch",)
+    fast = copy.deepcopy(mxnet)
+    _scale_times(fast, "eager", 0.1)
+    v = pick([torch, fast], "Fastest eager training (CPU)")
+    assert v.winners == ("mxnet",) and not v.tie and "x torch's time" in v.figure
+    # the same figures under another name: a tie, named as one
+    twin = copy.deepcopy(torch)
+    twin["framework"] = "mxnet"
+    v = pick([torch, twin], "Fastest eager training (CPU)")
+    assert v.winners == ("mxnet", "torch") and v.tie and "(tie)" in v.who
+    # an unverified figure takes a framework out of the comparison, and says so
+    broken = copy.deepcopy(fast)
+    broken["records"]["throughput/mlp_train/eager"]["data"]["first_step"] = {"ok": False}
+    v = pick([torch, broken], "Fastest eager training (CPU)")
+    assert v.winners == ("torch",) and "not compared: mxnet" in v.figure
+    # op coverage: the twin loses a native layer and torch alone has the widest coverage
+    assert pick([torch, twin], "Widest op coverage").tie
+    twin["records"]["layers/conv2d"]["status"] = "unsupported"
+    v = pick([torch, twin], "Widest op coverage")
+    assert v.winners == ("torch",) and v.figure.startswith("31/32")
+    # nothing measured: said so, not guessed
+    v = pick([torch], "Still maintained (activity)")
+    assert v.winners == () and "not measured here" in v.figure
+    assert pick([torch], "GPU").figure.startswith("no GPU run")
+
+
+def test_quiet_criteria_and_the_tier_caveat() -> None:
+    from types import SimpleNamespace
+
+    from harness.report import summary as sm
+    from harness.scoring import rubric as rb
+
+    rubric = rb.load("showdown-2026")
+
+    def fake(fw: str, overall: float, tier: str, **values: float | None) -> SimpleNamespace:
+        crit = {cid: SimpleNamespace(normalised=values.get(cid, 50.0 if fw == "a" else 60.0)) for cid in rubric.criteria}
+        return SimpleNamespace(framework=fw, overall=overall, tier=tier, criteria=crit)
+
+    scores = [fake("a", 80.0, "Tier 1", sponsor=100.0, activity=None), fake("b", 70.0, "Tier 2", sponsor=100.0, activity=None)]
+    quiet = {q.id: q for q in sm.quiet_criteria(rubric, scores)}
+    assert set(quiet) == {"sponsor", "activity"}, quiet  # every other criterion separates a from b
+    assert quiet["sponsor"].weighs and not quiet["activity"].weighs
+    assert "missing for every" in quiet["activity"].why and "100.0 for every" in quiet["sponsor"].why
+    text = sm.tier_text(rubric, scores)
+    assert "10.0 points (a 80.0, Tier 1; b 70.0, Tier 2)" in text and f"at most {len(rubric.tiers)} groups" in text
+    lines = " ".join(sm.formula(rubric))
+    assert "Throughput is not in the score" in lines and "Activity" in lines and "the rubric's maximum" in lines
+
+
+def test_about_states_machine_tree_and_warnings() -> None:
+    import copy
+
+    from harness.report import summary as sm
+
+    torch = _committed("torch")
+    dirty = copy.deepcopy(torch)
+    dirty["framework"] = "jax"
+    dirty["harness"] = {"version": "0.1.0", "git_commit": "abcdef0123456789", "git_dirty": True, "changed_paths": ["a", "b"]}
+    dirty["environment"]["gpu"] = {"used": {"name": "NVIDIA H200", "driver_version": "570.1", "memory_total": "141 GiB"},
+                                   "driver_cuda_version": "12.8"}
+    dirty["config"]["quick"] = True
+    a = sm.about([torch, dirty])
+    trees = dict(a.trees)
+    assert trees["harness 0.1.0 at abcdef012345, uncommitted changes (2 paths differed from the commit)"] == ["jax"]
+    assert any("clean tree" in t for t in trees) and len(a.sizes) == 2
+    machines = " ".join(m for m, _ in a.machines)
+    assert "NVIDIA H200" in machines and "driver 570.1" in machines and "CUDA 12.8" in machines and "logical cores" in machines
+    assert "GiB" in machines and "no GPU used" in machines
+    want = sum(1 for r in torch["records"].values() if r["suite"] == "throughput" and r["status"] == "ok"
+               and r["data"]["timing"].get("warnings"))
+    assert len(a.warnings) == 2 * want and want > 0
+
+
+PAYLOAD = "<script>alert(1)</script> & co"
+
+
+def test_every_value_from_a_document_is_escaped(tmp_path: Path) -> None:
+    """Document strings (a framework version, an error message, a timing warning, an unavailable framework's reason
+    and output) reach the page escaped; no <script> element comes from data."""
+    import json
+
+    src = tmp_path / "results"
+    src.mkdir()
+    torch = _committed("torch")
+    torch["environment"]["framework_version"] = PAYLOAD
+    torch["environment"]["versions"]["torch"] = PAYLOAD
+    rec = next(r for r in torch["records"].values() if r["status"] == "unsupported")
+    rec["reason"] = "error: " + PAYLOAD
+    warned = next(r for r in torch["records"].values() if r["suite"] == "throughput" and r["status"] == "ok")
+    warned["data"]["timing"]["warnings"] = ["note: " + PAYLOAD]
+    layer = torch["records"]["layers/conv2d"]
+    layer["status"], layer["reason"] = "failed", "failed with " + PAYLOAD
+    (src / "torch-cpu-1.json").write_text(json.dumps(torch))
+    gone = json.loads(next((REPO / "results").glob("cntk-cpu-*.json")).read_text())
+    gone["reason"] = "cannot: " + PAYLOAD
+    gone["tried"][0]["output"] = "out: " + PAYLOAD
+    (src / "cntk-cpu-1.json").write_text(json.dumps(gone))
+    out = tmp_path / "report"
+    assert cli.main(["report", str(src), "--out-dir", str(out), "--no-timestamp"]) == 0
+    page = (out / "report.html").read_text()
+    assert "<script" not in page.lower(), "a raw <script> from a document"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+    for where in ("error: ", "note: ", "cannot: ", "out: ", "failed with "):
+        assert where + escaped in page, where
+    assert page.count(escaped) >= 7
+    assert " & co" not in page  # every ampersand from the document is an entity
+
+
+def test_no_python_reprs_in_the_page(tmp_path: Path) -> None:
+    """Values built from lists, mappings, None and booleans (facts' OS lists, languages, suites) read as words."""
+    import html as html_mod
+
+    from harness.report.html import plain, words
+
+    assert plain(["linux", "macos"]) == "linux, macos" and plain({"python": 1.0, "c++": 0.5}) == "python 1, c++ 0.5"
+    assert plain(None) == "-" and plain(True) == "yes"
+    assert words("['linux', 'macos']: from the docs") == "linux, macos: from the docs"
+    assert words('{"a": 1}') == "a 1" and words("f(x) (checked)") == "f(x) (checked)"
+    page = committed_report(tmp_path).read_text()
+    text = re.sub(r"<svg.*?</svg>|<style>.*?</style>|<pre>.*?</pre>", "", page, flags=re.S)
+    cells = [html_mod.unescape(c) for c in re.findall(r'<td[^>]*id="ev-[^"]+"[^>]*>.*?</tr>', text, flags=re.S)]
+    assert cells, "the evidence tables"
+    for c in cells:
+        assert not re.search(r"\['|\{'|\{\"|\bNone\b", c), c[:300]
+    assert "No activity snapshot" in page or "Activity snapshot of" in page
+
+
+def test_markdown_links_land_on_its_headings(tmp_path: Path) -> None:
+    """Every in-page link of report.md (the verdicts' evidence links) names a heading of the page, and the page has
+    the sections the HTML has."""
+    from harness.report.summary import md_anchor
+
+    text = (make_report(tmp_path, "--no-timestamp") / "report.md").read_text()
+    headings = {md_anchor(h) for h in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links and links <= headings, sorted(links - headings)
+    for title in ("What to pick for what", "About this run", "Criteria", "Graphs", "Numerics", "Scale", "Problems"):
+        assert f"## {title}" in text, title
+    assert text.index("## What to pick for what") < text.index("## Scores") < text.index("## About this run")

@@ -51,7 +51,7 @@ table{border-collapse:collapse;font-size:.86rem} th,td{border:1px solid #dee2e6;
 th{background:#f1f3f5;position:sticky;top:0} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{background:#ebfbee}.composed,.variant{background:#fff9db}.failed,.error,.crashed,.timeout{background:#ffe3e3}
 .unsupported,.unmapped{background:#f1f3f5;color:#6c757d}
-tr.quiet td{color:#868e96;background:#f8f9fa}
+td.quiet-cell{color:#868e96;background:#f8f9fa}
 .muted{color:#6c757d;font-size:.85rem} a{color:#1864ab;text-decoration:none} a:hover{text-decoration:underline}
 .evidence td{font-size:.8rem} svg{max-width:100%;height:auto} figure.chart{margin:.8rem 0;max-width:100%}
 figcaption{color:#495057;font-size:.85rem} pre{white-space:pre-wrap;word-break:break-word;font-size:.78rem}
@@ -122,6 +122,12 @@ def words(text: str) -> str:
     return _LITERAL.sub(repl, text)
 
 
+def explained(text: str) -> str:
+    """A criterion's explanation (built by the scoring code from values) in words: literals joined, and a value
+    that was None (not read) as '-'."""
+    return re.sub(r"\bNone\b", "-", words(text))
+
+
 def _num(v: float | None, digits: int = 1) -> Cell:
     return Cell("-" if v is None else f"{v:.{digits}f}", cls="num")
 
@@ -184,7 +190,7 @@ def _criteria_part(scores: Sequence[FrameworkScore], rubric: rb.Rubric, by_fw: M
             for s in scores:
                 cs = s.criteria[cid]
                 if cs.normalised is None:
-                    row.append(Cell("n/a", cls="unsupported", notes=[words(cs.explanation)]))
+                    row.append(Cell("n/a", cls="unsupported", notes=[explained(cs.explanation)]))
                     continue
                 row.append(Cell(f"{cs.normalised:.1f}", f"#ev-{slug(s.framework)}-{slug(cid)}", "num",
                                 [sm.ORIGIN[cs.origin]]))
@@ -303,7 +309,7 @@ def _evidence(scores: Sequence[FrameworkScore], rubric: rb.Rubric, by_fw: Mappin
                 else:  # a source in words
                     links.append(Cell(ev))
             rows.append([Cell(rubric.criteria[cid].name, id=f"ev-{slug(fw)}-{slug(cid)}"), Cell(sm.ORIGIN[cs.origin]),
-                         Cell("-" if cs.raw is None else f"{cs.raw:g}"), Cell(words(cs.explanation)),
+                         Cell("-" if cs.raw is None else f"{cs.raw:g}"), Cell(explained(cs.explanation)),
                          Cell(links[0].text, links[0].href, notes=[c.text for c in links[1:]]) if links else Cell("-")])
         records = [[Cell(probe, id=_anchor(fw, probe)), Cell(rec["status"], cls=rec["status"]),
                     Cell(words(rec["reason"]) or _summary(rec))] for probe, rec in by_fw[fw]["records"].items()]

@@ -175,13 +175,13 @@ def verdicts(docs: Sequence[Mapping[str, Any]], scores: Sequence[Any], conforman
     win = _best({k: v[0] for k, v in rates.items()}, higher=True, digits=3)
     out.append(Verdict("Best ONNX import", win, "; ".join((f"{w}: " if len(win) > 1 else "") + rates[w][1] for w in win) if win else
                        "no conformance document or portability matrix in these results",
-                       "conformance" if conformance else "portability"))
+                       "conformance" if conformance else "portability" if portability else "onnx"))
     exp = {k: v for k, v in ((portability or {}).get("totals", {}).get("exporters", {}) or {}).items()
            if k in {d["framework"] for d in docs} and v.get("of")}
     win = _best({k: v["passed"] / v["of"] for k, v in exp.items()}, higher=True, digits=3)
     out.append(Verdict("Best ONNX export", win, (f"{exp[win[0]]['passed']}/{exp[win[0]]['of']} exported models run in "
                                                  "agreement in the importers") if win else "no portability matrix in these results",
-                       "portability"))
+                       "portability" if portability else "onnx"))
     active = {s.framework: s.criteria["activity"] for s in scores
               if "activity" in s.criteria and s.criteria["activity"].origin == "snapshot" and s.criteria["activity"].normalised is not None}
     win = _best({k: v.normalised for k, v in active.items()}, higher=True, digits=1)
