@@ -162,11 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     sco.add_argument("--device", choices=["cpu", "cuda"], default=None,
                      help="which set of runs to score when the documents hold both (CPU and GPU runs are never mixed)")
 
-    act = sub.add_parser("activity", help="fetch activity and ecosystem figures (GitHub, Stack Exchange) into a dated snapshot",
-                         description="Needs the network; GitHub's search API wants a token ($GITHUB_TOKEN). The snapshot "
-                                     "is written to harness/scoring/data/activity-DATE.json; scoring uses the newest one.")
-    act.add_argument("action", choices=["fetch"], help="fetch: query the APIs now")
-    act.add_argument("--token", default=os.environ.get("GITHUB_TOKEN"), help="GitHub token (default $GITHUB_TOKEN)")
+    from harness.scoring import activity
+
+    activity.add_parser(sub)
 
     from harness import batch_cli
 
@@ -824,14 +822,9 @@ def _not_measured(docs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> list
 
 
 def cmd_activity(args: argparse.Namespace) -> int:
-    from harness.scoring.activity import ActivityError, fetch_snapshot
+    from harness.scoring import activity
 
-    try:
-        path = fetch_snapshot(list(registry.frameworks()), args.token)
-    except ActivityError as exc:
-        raise UsageError(f"cannot fetch activity ({exc}); scoring keeps using the newest committed snapshot, if any") from None
-    print(f"snapshot: {path}")
-    return 0
+    return activity.command(args)
 
 
 # ------------------------------------------------------------------------------------------------ validate

@@ -13,6 +13,7 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def latest_snapshot(data_dir: Path = DATA_DIR) -> tuple[str | None, dict[str, An
     if not snaps:
         return None, {}
     data: dict[str, Any] = json.loads(snaps[-1].read_text())
+    if isinstance(data.get("frameworks"), dict) and "kind" in data:  # a git + index snapshot: its frameworks' entries
+        data = data["frameworks"]
     return snaps[-1].stem.removeprefix("activity-"), data
 
 
@@ -114,11 +117,70 @@ def _fact(facts: Mapping[str, Any], key: str) -> tuple[Any, list[str], str]:
     return entry["value"], src, f"{entry.get('note', '')} (checked {entry.get('checked', '?')})".strip()
 
 
-def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any]) -> CriterionScore:
+def _figure(entry: Mapping[str, Any], part: str, key: str) -> Any:
+    block = entry.get(part) or {}
+    fig = (block.get("figures") or {}).get(key)
+    return fig.get("value") if isinstance(fig, Mapping) else None
+
+
+def _day(text: Any) -> date | None:
+    return date.fromisoformat(text) if isinstance(text, str) else None
+
+
+def git_index_activity(entry: Mapping[str, Any], as_of: str | None) -> CriterionScore:
+    """The showdown-2026 (v4) Activity from a git + index snapshot entry: the mean of the terms whose source could
+    be read, each 0-1 (the rubric file states them): commits and distinct authors in the last 365 days (log-scaled,
+    1 at 10,000 commits and 1,000 authors), releases in the last 12 months (1 at 12; the git tags of the year where
+    the framework has no index distribution), and recency, 1 - (days since the last commit or final release) / 730,
+    floored at 0."""
+    terms: dict[str, float] = {}
+    commits, authors = _figure(entry, "git", "commits_last_365d"), _figure(entry, "git", "authors_last_365d")
+    if commits is not None:
+        terms["commits"] = min(1.0, math.log10(1 + float(commits)) / 4)
+    if authors is not None:
+        terms["authors"] = min(1.0, math.log10(1 + float(authors)) / 3)
+    releases = _figure(entry, "index", "releases_last_12_months")
+    if releases is None and entry.get("git"):
+        releases = _figure(entry, "git", "tags_last_365d")
+        rel_from = "git tags"
+    else:
+        rel_from = "index releases"
+    if releases is not None:
+        terms["releases"] = min(1.0, float(releases) / 12)
+    lasts = [d for d in (_day(_figure(entry, "git", "last_commit")), _day(_figure(entry, "index", "last_release_date")))
+             if d is not None]
+    if lasts and as_of:
+        days = (date.fromisoformat(as_of) - max(lasts)).days
+        terms["recency"] = max(0.0, 1.0 - days / 730)
+    sources = [f"{part}: {blk['figures'][next(iter(blk['figures']))]['source']}" for part in ("git", "index")
+               if isinstance(blk := entry.get(part), Mapping) and blk.get("figures")]
+    if not terms:
+        why = "; ".join(str(entry[k]) for k in ("git_unavailable", "index_unavailable") if entry.get(k))
+        return CriterionScore("activity", None, None, "missing", f"no source could be read ({why})", sources)
+    raw = sum(terms.values()) / len(terms)
+    unread = [w for w, k in (("git history", "git_unavailable"), ("release history", "index_unavailable")) if entry.get(k)]
+    text = (f"mean of {len(terms)} terms: " + ", ".join(f"{k} {v:.2f}" for k, v in terms.items())
+            + f" (commits {commits}, authors {authors}, {rel_from} {releases}, as of {as_of})"
+            + (f"; not read: {', '.join(unread)} ({'; '.join(str(entry[k]) for k in ('git_unavailable', 'index_unavailable') if entry.get(k))})"
+               if unread else ""))
+    return CriterionScore("activity", raw, None, "snapshot", text, sources)
+
+
+def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any], measure: str | None = None,
+                snapshot_date: str | None = None) -> CriterionScore:
     if cid in ("activity", "ecosystem"):
         entry = snapshot  # this framework's figures in the snapshot
         if not entry:
             return CriterionScore(cid, None, None, "missing", "no activity snapshot")
+        if cid == "activity" and measure == "git_index":
+            as_of = snapshot_date or (entry.get("git") or {}).get("as_of") or (entry.get("index") or {}).get("as_of")
+            return git_index_activity(entry, as_of)
+        if "git" in entry or "index" in entry:  # a git + index snapshot holds neither PRs nor the ecosystem counts
+            what = ("repositories using it and Stack Overflow questions" if cid == "ecosystem"
+                    else "pull requests merged")
+            return CriterionScore(cid, None, None, "missing",
+                                  f"the snapshot reads git and the package index only; {what} need the GitHub and "
+                                  "Stack Exchange APIs (`showdown activity fetch`, with the network)")
         if cid == "activity":
             raw: float = 1.0 / max(float(entry["weeks_since_last_commit"]), 1.0) + float(entry["prs_merged_last_month"])
         else:
@@ -195,11 +257,11 @@ def score_table(raw: Mapping[str, Mapping[str, float | None]], rubric: rb.Rubric
 def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path = FRAMEWORKS_DIR,
           snapshot: Mapping[str, Any] | None = None,
           conformance: Mapping[str, Mapping[str, Any]] | None = None,
-          portability: Mapping[str, Any] | None = None) -> list[FrameworkScore]:
+          portability: Mapping[str, Any] | None = None, snapshot_date: str | None = None) -> list[FrameworkScore]:
     """Score the newest document of each framework (one device: the documents given). `conformance`: the newest
     ONNX node-test conformance document of each importer, by framework name; `portability`: the newest portability
     matrix (the 2026 rubric's ONNX import)."""
-    snap = dict(snapshot) if snapshot is not None else latest_snapshot()[1]
+    snap_date, snap = (snapshot_date, dict(snapshot)) if snapshot is not None else latest_snapshot()
     rows: dict[str, dict[str, CriterionScore]] = {}
     device: dict[str, str] = {}
     for doc in docs:
@@ -211,7 +273,7 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
                 share = measured.portability_share(dict(portability), name) if portability else None
                 crit[cid] = _from_records(cid, c.measure or cid, doc, facts, (conformance or {}).get(name), share)
             else:
-                crit[cid] = _from_facts(cid, facts, snap.get(name, {}))
+                crit[cid] = _from_facts(cid, facts, snap.get(name, {}), c.measure, snap_date)
         rows[name] = crit
         device[name] = doc["device"]
     table = score_table({fw: {cid: cs.raw for cid, cs in crit.items()} for fw, crit in rows.items()}, rubric)
