@@ -27,19 +27,38 @@ examples:
   showdown run --framework torch                  the whole CPU suite in torch's own virtualenv
   showdown run --framework torch --suite layers   one suite (comma-separated for several)
   showdown run --framework torch --device cuda    on the GPU (needs a CUDA machine)
-  showdown report results/                        Markdown comparison of the newest run per framework
+  showdown report results/                        a summary of the newest run per framework (--out-dir: report.md + .html)
+  showdown score results/                         the rubric's scores as a table (--json for scripts)
   showdown validate results/                      check documents against the JSON Schema
   showdown batch plan                             the suite as AWS Batch jobs: what it needs (`showdown batch -h`)
 
 An interrupted run resumes where it stopped when started again with the same framework, device and runner
-(--new starts a fresh document instead). Results go to results/ by default, one JSON document per run.
+(--new starts a fresh document instead). Results go to results/ by default, one JSON document per run;
+virtualenvs, pip caches and work folders go to $SHOWDOWN_HOME (default: .showdown/ in the source tree).
+
+exit status:
+  0    done
+  1    report, score, validate: some documents were unreadable or invalid (named on stderr; the rest used)
+  2    usage error: bad arguments or input (one line on stderr says which)
+  3    a framework failed to run (not importable in its environment, its worker failed); with several
+       frameworks, at least one failed for any reason (the table says which and why) and the others ran
+  4    the environment (virtualenv or image) of the one framework asked for could not be built;
+       images build, lock: some framework's image or lock file could not be made
+  74   a result could not be written (disk full, permissions); what was saved stays valid
+  75   another run holds the output folder (--wait waits for it)
+  130  interrupted (Ctrl-C); completed probes are saved and the same command resumes
+  141  the reader of the output went away (e.g. `showdown score --json | head -1`)
 """
 
 
-EXIT_SOME_FAILED = 3  # several frameworks were asked for and at least one could not run (the others did)
+EXIT_USAGE = 2  # bad arguments or input: one line on stderr
+EXIT_SOME_FAILED = 3  # a framework could not run (with several asked for: at least one, the others did)
+EXIT_ENVIRONMENT = 4  # the environment (virtualenv, image) of the framework asked for could not be built
 EXIT_INVALID_INPUT = 1  # report/score/validate: some documents were skipped as unreadable or invalid (the rest used)
 EXIT_STORAGE = 74  # a result could not be written (disk full, permissions); what was saved stays valid
 EXIT_BUSY = 75  # another run holds the output folder; try again later (or --wait)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, what a shell reports for `yes | head -1`)
 
 
 def _positive_seconds(text: str) -> float:
@@ -65,11 +84,54 @@ def _size(text: str) -> int:
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit status 2."""
 
+    code = EXIT_USAGE
+
+
+class FrameworkFailed(Exception):
+    """A framework asked for could not run (not usable in its environment, its worker failed): one line, exit 3."""
+
+    code = EXIT_SOME_FAILED
+
+
+class EnvironmentFailed(FrameworkFailed):
+    """The framework's environment (virtualenv or image) could not be built: one line, exit 4."""
+
+    code = EXIT_ENVIRONMENT
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs: plain paragraphs wrapped to the terminal, indented lines (examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        para: list[str] = []
+
+        def flush() -> None:
+            if para:
+                out.extend(textwrap.wrap(" ".join(para), width, initial_indent=indent, subsequent_indent=indent))
+                para.clear()
+
+        for line in text.splitlines():
+            if line.strip() and not line[0].isspace():
+                para.append(line.strip())
+                continue
+            flush()
+            out.append(indent + line if line.strip() else "")
+        flush()
+        return "\n".join(out)
+
 
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit 1 here; main() ends it quietly with EXIT_BROKEN_PIPE
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console(stderr=False, highlight=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,15 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="showdown", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"showdown {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("list", help="frameworks, suites, ops and workloads the harness knows")
+    sub.add_parser("list", help="frameworks, suites, ops and workloads the harness knows", formatter_class=HelpFormatter,
+                   description="Print, as tables on the terminal, the frameworks the harness knows (with their "
+                               "runners and requirement files), the groups --framework accepts, the suites, the "
+                               "op catalog and the throughput workloads. Reads nothing but the source tree.\n\n"
+                               "example:\n  showdown list | less -R")
 
-    run = sub.add_parser("run", help="run the suite against one framework", formatter_class=argparse.RawDescriptionHelpFormatter,
-                         description="Run the shared suite against one framework on one device and write a result document.")
+    run = sub.add_parser("run", help="run the suite against one framework", formatter_class=HelpFormatter,
+                         description="Run the shared suite against one framework (or several) on one device, each in "
+                                     "its own environment (built on first use under $SHOWDOWN_HOME), and write one "
+                                     "JSON result document per framework into --out (default results/). Prints a "
+                                     "summary per framework; `showdown report` compares them.\n\n"
+                                     "examples:\n"
+                                     "  showdown run --framework torch --quick --suite layers\n"
+                                     "  showdown run --framework all --out results/today")
     run.add_argument("--framework", "-f", required=True,
                      help="framework name (see `showdown list`), several comma-separated, or a group: 'all' (today's six), 'legacy' (the 2018 post's other eight), 'every'; one failing does not stop the others")
     run.add_argument("--device", "-d", default="cpu", help="cpu (default) or cuda")
@@ -123,9 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--flavour", choices=["cpu", "cuda"], default=None,
                      help="docker runner: which image flavour to run in (default: the device's; the cuda image also runs --device cpu)")
 
-    img = sub.add_parser("images", help="list, build or make the base of per-framework Docker images",
+    img = sub.add_parser("images", help="list, build or make the base of per-framework Docker images", formatter_class=HelpFormatter,
                          description="Per-framework Docker images, built from the same pinned requirements as the "
-                                     "virtualenvs, installed with --no-index --require-hashes (no network in the build).")
+                                     "virtualenvs, installed with --no-index --require-hashes (no network in the build). "
+                                     "Images go to the local Docker engine (tags showdown/<framework>:<flavour>); the "
+                                     "listing is printed on the terminal.\n\n"
+                                     "examples:\n  showdown images\n  showdown images build --framework torch")
     img.add_argument("action", nargs="?", default="list", choices=["list", "build", "base"],
                      help="list (default): built images; build: build images; base: a local Debian base image")
     img.add_argument("--framework", "-f", default="all", help="build: framework name(s), comma-separated, or all")
@@ -138,24 +213,44 @@ def build_parser() -> argparse.ArgumentParser:
                           "that release packages, e.g. caffe)")
 
     lck = sub.add_parser("lock", help="pin every package a framework's environment holds (transitive dependencies too)",
+                         formatter_class=HelpFormatter,
                          description="Resolve frameworks/<name>/requirements-<flavour>.txt in a fresh virtualenv and "
                                      "write requirements-<flavour>.lock beside it: every distribution, pinned. The venv "
                                      "runner and the image builder install with it as constraints. Needs the network "
-                                     "(package metadata only, except the build requirements of an sdist).")
+                                     "(package metadata only, except the build requirements of an sdist).\n\n"
+                                     "example:\n  showdown lock --framework torch --device cpu")
     lck.add_argument("--framework", "-f", default="all", help="framework name(s), comma-separated, or all")
     lck.add_argument("--device", "-d", default="cpu", help="cpu or cuda flavour (default cpu)")
 
-    rep = sub.add_parser("report", help="report over result documents: Markdown on the terminal, or report.md + report.html")
+    rep = sub.add_parser("report", help="report over result documents: a summary, the Markdown, or report.md + report.html",
+                         formatter_class=HelpFormatter,
+                         description="Compare the newest run per framework in the documents given: scores, every "
+                                     "probe's verdict, throughput, ONNX, numerics. Without --out-dir it prints a short "
+                                     "summary (runs, the top of the scores, where the full report is); --markdown "
+                                     "prints the whole Markdown report on stdout; --out-dir writes report.md and a "
+                                     "self-contained report.html there.\n\n"
+                                     "examples:\n"
+                                     "  showdown report results\n"
+                                     "  showdown report results --out-dir /tmp/report   (then open /tmp/report/report.html)\n"
+                                     "  showdown report results --markdown > report.md")
     rep.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     rep.add_argument("--all", action="store_true", help="every document, not only the newest per framework and device")
     rep.add_argument("--out-dir", type=Path, default=None,
                      help="write report.md and a self-contained report.html (with charts) into this folder")
+    rep.add_argument("--markdown", action="store_true",
+                     help="print the whole Markdown report on stdout instead of the summary")
     rep.add_argument("--rubric", default="showdown-2026", help="rubric to score with (default showdown-2026; showdown-2018 also available)")
     rep.add_argument("--no-timestamp", action="store_true", help="leave the generation time out (byte-for-byte reproducible)")
     rep.add_argument("--device", choices=["cpu", "cuda"], default=None,
                      help="which set of runs to report when the documents hold both (CPU and GPU runs are never mixed)")
 
-    sco = sub.add_parser("score", help="rubric scores of result documents (a pure function of results, rubric and facts)")
+    sco = sub.add_parser("score", help="rubric scores of result documents (a pure function of results, rubric and facts)",
+                         formatter_class=HelpFormatter,
+                         description="Score the newest run per framework with a rubric (its criteria measured by the "
+                                     "suite or taken from the committed facts files) and print the overall and category "
+                                     "scores as a table on the terminal; --json prints every criterion with its "
+                                     "explanation and evidence instead.\n\n"
+                                     "examples:\n  showdown score results\n  showdown score results --json | jq '.scores[0]'")
     sco.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     sco.add_argument("--rubric", default="showdown-2026", help="rubric id (default showdown-2026)")
     sco.add_argument("--json", action="store_true", help="machine-readable output")
@@ -183,17 +278,41 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(sub)
     export.add_parser(sub)
 
-    val = sub.add_parser("validate", help="check result documents against the JSON Schema")
+    val = sub.add_parser("validate", help="check result documents against the JSON Schema", formatter_class=HelpFormatter,
+                         description="Check every result document given (files or folders) against the JSON Schema "
+                                     "in harness/schema/ and print one line per file (ok or INVALID, with the problems); "
+                                     "exit 1 if any is invalid.\n\nexample:\n  showdown validate results")
     val.add_argument("paths", nargs="+", type=Path, help="result documents or folders of them")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away (`showdown score --json | head -1`): point stdout at /dev/null so that
+    Python's final flush has nowhere to fail, and say nothing (the reader took what it wanted)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (captured in tests)
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         if args.command == "list":
             return cmd_list()
@@ -225,9 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness import batch_cli
 
             return batch_cli.main(args, _report_folder)
-    except (UsageError, registry.UnknownFramework, ResultError) as exc:
+    except (UsageError, FrameworkFailed) as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.code
+    except (registry.UnknownFramework, ResultError) as exc:
+        print(f"showdown: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except FolderBusy as exc:
         print(f"showdown: error: {exc}", file=sys.stderr)
         return EXIT_BUSY
@@ -236,9 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORAGE
     except KeyboardInterrupt:
         print("showdown: interrupted; completed probes are saved, run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
-    return 2
+    return EXIT_USAGE
 
 
 # ------------------------------------------------------------------------------------------------ list
@@ -353,11 +475,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 doc = result.document
                 state = "complete" if doc["complete"] else "incomplete"
                 outcomes.append((info.name, state, str(result.path)))
-            except UsageError as exc:
+            except (UsageError, FrameworkFailed) as exc:
                 if len(infos) == 1:
                     raise
                 con.print(f"[red]{info.name}: {exc}[/red]")
-                outcomes.append((info.name, "failed", str(exc)))
+                kind = "environment failed" if isinstance(exc, EnvironmentFailed) else "failed"
+                outcomes.append((info.name, kind, str(exc)))
     if len(infos) > 1:
         from rich.table import Table
 
@@ -367,7 +490,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for row in outcomes:
             t.add_row(*row)
         con.print(t)
-    return 0 if all(state != "failed" for _, state, _ in outcomes) else EXIT_SOME_FAILED
+    return 0 if all(state not in ("failed", "environment failed") for _, state, _ in outcomes) else EXIT_SOME_FAILED
 
 
 def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, suites: list[str],
@@ -399,13 +522,13 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
     except FrameworkUnavailable as exc:
         _record_unavailable(args, info, runner, f"not usable in its environment ({runner.name} runner): {exc}",
                             [{"what": f"start a worker with {info.adapter} ({runner.name} runner)", "outcome": str(exc)}])
-        raise UsageError(f"{info.name} is not usable in its environment ({runner.name} runner): {exc}") from None
+        raise FrameworkFailed(f"{info.name} is not usable in its environment ({runner.name} runner): {exc}") from None
     except EnvironmentBuildError as exc:
         _record_unavailable(args, info, runner, f"its environment could not be prepared ({runner.name} runner)",
                             [{"what": f"prepare the {runner.name} environment", "outcome": str(exc)}])
-        raise UsageError(str(exc)) from None
+        raise EnvironmentFailed(str(exc)) from None
     except WorkerError as exc:
-        raise UsageError(str(exc)) from None
+        raise FrameworkFailed(str(exc)) from None
     finally:
         progress.stop()
     print_summary(con, result.document)
@@ -544,12 +667,12 @@ def cmd_images(args: argparse.Namespace) -> int:
                 except EnvironmentBuildError as exc:
                     failed += 1
                     con.print(f"[red]{info.name}: {exc}[/red]")
-            return 1 if failed else 0
+            return EXIT_ENVIRONMENT if failed else 0
         rows = images.list_images()
     except images.DockerUnavailable as exc:
         raise UsageError(str(exc)) from None
     except EnvironmentBuildError as exc:
-        raise UsageError(str(exc)) from None
+        raise EnvironmentFailed(str(exc)) from None
     from rich.table import Table
 
     t = Table(title="showdown images")
@@ -582,7 +705,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         except EnvironmentBuildError as exc:
             failed += 1
             print(f"showdown: {name}: {exc}", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_ENVIRONMENT if failed else 0
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -748,8 +871,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     docs = [d for d in docs if is_run(d)]
     text = render(docs, generated=stamp, scores=scores, rubric=rubric, unavailable=unavailable, not_measured=absent,
                   conformance=loaded.conformance, portability=loaded.portability)
-    if args.out_dir is None:
+    if args.markdown:
         sys.stdout.write(text)
+        if args.out_dir is None:
+            return status
+    if args.out_dir is None:
+        _print_report_summary(args, docs, scores, rubric, unavailable, loaded)
         return status
     try:
         args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -760,10 +887,46 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_text_atomic(args.out_dir / "report.html", page)
     except OSError as exc:
         raise UsageError(f"cannot write the report into {args.out_dir}: {exc.strerror or exc}") from None
+    out = sys.stderr if args.markdown else sys.stdout  # stdout holds the Markdown then
     print(f"report: {args.out_dir / 'report.md'} and {args.out_dir / 'report.html'} ({_count(len(docs), 'run')}"
           + (f", {_count(len(unavailable), 'did not run', 'did not run')}" if unavailable else "")
-          + f", rubric {rubric.id}" + (f"; {len(loaded.skipped)} skipped" if loaded.skipped else "") + ")")
+          + f", rubric {rubric.id}" + (f"; {len(loaded.skipped)} skipped" if loaded.skipped else "") + ")", file=out)
+    if not args.markdown:
+        _print_top_scores(scores, rubric)
     return status
+
+
+TOP_SCORES = 3
+
+
+def _print_top_scores(scores: Sequence[Any], rubric: Any) -> None:
+    ranked = [s for s in scores if s.overall is not None]
+    if not ranked:
+        print("no framework has an overall score (too few criteria measured or known)")
+        return
+    width = max(len(s.framework) for s in ranked[:TOP_SCORES])
+    more = f"; {len(ranked) - TOP_SCORES} more in the report" if len(ranked) > TOP_SCORES else ""
+    print(f"top of the scores ({rubric.id} v{rubric.version}, overall out of 100{more}):")
+    for i, s in enumerate(ranked[:TOP_SCORES], 1):
+        print(f"  {i}. {s.framework:<{width}}  {s.overall:5.1f}" + (f"  {s.tier}" if s.tier else ""))
+
+
+def _print_report_summary(args: argparse.Namespace, docs: Sequence[dict[str, Any]], scores: Sequence[Any], rubric: Any,
+                          unavailable: Sequence[dict[str, Any]], loaded: Loaded) -> None:
+    """What `report` prints without --out-dir or --markdown: a few lines, and where the whole report is."""
+    devices = sorted({d["device"] for d in docs} | {d["device"] for d in unavailable})
+    print(f"{_count(len(docs), 'run')} on {', '.join(devices) or '-'}: {', '.join(sorted(d['framework'] for d in docs)) or '-'}"
+          + (f"; did not run here: {', '.join(sorted(d['framework'] for d in unavailable))}" if unavailable else "")
+          + (f"; {len(loaded.skipped)} documents skipped (see above)" if loaded.skipped else ""))
+    _print_top_scores(scores, rubric)
+    where = " ".join(str(p) for p in args.paths)
+    commands = [(f"showdown report {where} --markdown", "the whole report as Markdown, on stdout"),
+                (f"showdown report {where} --out-dir DIR", "DIR/report.md and a self-contained DIR/report.html"),
+                (f"showdown score {where}", "every score")]
+    width = max(len(c) for c, _ in commands)
+    print("the full report:")
+    for command, what in commands:
+        print(f"  {command:<{width}}  {what}")
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -788,20 +951,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps({"rubric": rubric.id, "rubric_version": rubric.version, "scores": [asdict(s) for s in scores],
                           "not_measured": [asdict(n) for n in absent], "skipped": loaded.skipped}, indent=1))
         return status
-    from rich.table import Table
-
-    t = Table(title=f"{rubric.title} ({rubric.id} v{rubric.version})")
-    for col in ("framework", "tier", "overall", *(c.name for c in rubric.categories), "2018 overall"):
-        t.add_column(col)
-    for s in scores:
-        t.add_row(s.framework, s.tier or "-", _fmt1(s.overall), *(_fmt1(s.categories.get(c.id)) for c in rubric.categories),
-                  _fmt1(s.score_2018["overall"]) if s.score_2018 else "-")
-    for n in absent:
-        if n.run_id is not None:  # an 'unavailable' document: a row, its 2018 score labelled as not re-measured
-            t.add_row(n.framework, "-", "did not run", *("-" for _ in rubric.categories),
-                      f"{_fmt1(n.score_2018['overall'])} (not re-measured)" if n.score_2018 else "-")
     con = _console()
-    con.print(t)
+    for t in _score_tables(scores, absent, rubric, con.width):
+        con.print(t)
     ran_not = [n.framework for n in absent if n.run_id is not None]
     if ran_not:
         con.print(f"Did not run here: {', '.join(ran_not)} (their documents say what was tried and why; "
@@ -812,6 +964,52 @@ def cmd_score(args: argparse.Namespace) -> int:
             n.framework + (f" (2018 overall {_fmt1(n.score_2018['overall'])}, not re-measured)" if n.score_2018 else "")
             for n in missing) + f"; `showdown run --framework {','.join(n.framework for n in missing)}` measures or records them.")
     return status
+
+
+def _score_tables(scores: Sequence[Any], absent: Sequence[Any], rubric: Any, width: int) -> list[Any]:
+    """The scores as tables that fit a terminal `width` columns wide: one table when it fits, else the overall in one
+    and the categories in a second. A framework's name is never cut (a no-wrap column as wide as the longest name),
+    figures stay whole (at least 5 wide); headers wrap instead."""
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    cats = [c.name for c in rubric.categories]
+    rows: list[dict[str, str]] = []
+    for s in scores:
+        rows.append({"framework": s.framework, "tier": s.tier or "-", "overall": _fmt1(s.overall),
+                     **{c.name: _fmt1(s.categories.get(c.id)) for c in rubric.categories},
+                     "2018 overall": _fmt1(s.score_2018["overall"]) if s.score_2018 else "-"})
+    for n in absent:
+        if n.run_id is not None:  # an 'unavailable' document: a row, its 2018 score marked as not re-measured
+            rows.append({"framework": n.framework, "tier": "did not run", "overall": "-", **{c: "-" for c in cats},
+                         "2018 overall": f"{_fmt1(n.score_2018['overall'])}*" if n.score_2018 else "-"})
+    name_width = max([len(r["framework"]) for r in rows] + [len("framework")])
+    note = "* 2018 overall, not re-measured here" if any(r["2018 overall"].endswith("*") for r in rows) else None
+
+    def table(columns: list[str], title: str | None, caption: str | None, ran_only: bool = False) -> Any:
+        t = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+                  show_edge=False)
+        for col in columns:
+            if col == "framework":
+                t.add_column(col, no_wrap=True, min_width=name_width)
+            elif col == "tier":
+                t.add_column(col, no_wrap=True)
+            else:
+                t.add_column(col, justify="right", min_width=5)
+        for r in rows:
+            if not (ran_only and r["tier"] == "did not run"):
+                t.add_row(*(r[c] for c in columns))
+        return t
+
+    title = f"{rubric.title} ({rubric.id} v{rubric.version})"
+    whole = table(["framework", "tier", "overall", *cats, "2018 overall"], title, note)
+    probe = Console(width=10_000)
+    if Measurement.get(probe, probe.options, whole).maximum <= width:
+        return [whole]
+    return [table(["framework", "tier", "overall", "2018 overall"], title, note),
+            table(["framework", *cats], "categories (out of 100)", None, ran_only=True)]
 
 
 def _not_measured(docs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> list[Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +77,7 @@ def test_report_renders_columns_per_framework(tmp_path: Path, capsys: pytest.Cap
     stored = sorted((REPO / "tests" / "data").glob("*.json"))
     for p in stored:
         (tmp_path / p.name).write_text(p.read_text())
-    assert cli.main(["report", str(tmp_path)]) == 0
+    assert cli.main(["report", str(tmp_path), "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "# showdown report" in out and "## Layers and optimizers" in out
     assert "| 1. Dense / fully connected |" in out
@@ -107,3 +110,187 @@ def test_run_summary_covers_every_suite(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     for line in ("OOTB ops", "graph value", "throughput (median per step)", "ONNX export", "numerics ease of use"):
         assert line in out
+
+
+# ------------------------------------------------------------------------------------------------ CLI polish
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_every_subcommand_has_a_description_and_its_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    subs = subcommands()
+    assert {"list", "run", "report", "score", "validate", "images", "lock"} <= set(subs)
+    for name, sub in subs.items():
+        assert sub.description and len(sub.description.split()) >= 8, f"`showdown {name} --help` has no description"
+        with pytest.raises(SystemExit) as exc:
+            cli.main([name, "--help"])
+        assert exc.value.code == 0, name
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: showdown {name}") and sub.description.split()[0] in out, name
+    for name in ("list", "run", "images", "lock", "report", "score", "validate"):  # these say how they are used
+        assert "example" in (subs[name].description or ""), name
+
+
+def test_help_wraps_paragraphs_and_keeps_example_lines() -> None:
+    text = "A long paragraph " * 12 + "\n\nexamples:\n  showdown report results --out-dir /tmp/a-long-example-line-kept-whole"
+    lines = cli.HelpFormatter("showdown")._fill_text(text, 40, "")
+    assert all(len(line) <= 40 for line in lines.splitlines()[:-1])
+    assert lines.splitlines()[-1] == "  showdown report results --out-dir /tmp/a-long-example-line-kept-whole"
+
+
+def test_exit_codes_are_distinct_and_documented() -> None:
+    codes = {"usage": cli.EXIT_USAGE, "failed": cli.EXIT_SOME_FAILED, "environment": cli.EXIT_ENVIRONMENT,
+             "invalid input": cli.EXIT_INVALID_INPUT, "storage": cli.EXIT_STORAGE, "busy": cli.EXIT_BUSY,
+             "interrupted": cli.EXIT_INTERRUPTED, "pipe": cli.EXIT_BROKEN_PIPE}
+    assert len(set(codes.values())) == len(codes) and 0 not in codes.values()
+    epilog = cli.build_parser().epilog or ""
+    readme = (REPO / "README.md").read_text()
+    for code in codes.values():
+        assert re.search(rf"^  {code} ", epilog, re.MULTILINE), f"exit status {code} not in `showdown --help`"
+        assert re.search(rf"^\| {code} \|", readme, re.MULTILINE), f"exit status {code} not in the README's table"
+
+
+def test_usage_error_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["score", "/nonexistent/results"]) == cli.EXIT_USAGE == 2
+    assert "no such file or folder" in one_line_error(capsys)
+    with pytest.raises(SystemExit) as exc:  # argparse's own refusals are usage errors too
+        cli.main(["report", "results", "--rubric"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.usefixtures("fakes")
+def test_environment_that_cannot_be_built_exits_4_not_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", "--framework", "fake_numpy", "--runner", "system", "--python", str(tmp_path / "nopython"),
+                     "--out", str(tmp_path / "out"), "--suite", "layers"])
+    assert code == cli.EXIT_ENVIRONMENT == 4
+    assert "no interpreter" in one_line_error(capsys)
+
+
+def test_virtualenv_whose_requirements_fail_exits_4(fakes: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A real venv build: pip is told to install a distribution that no index holds (offline: --no-index)."""
+    from harness import registry
+
+    fw = tmp_path / "brokenfw"
+    fw.mkdir()
+    (fw / "requirements-cpu.txt").write_text("--no-index\nshowdown-test-no-such-distribution==1.0\n")
+    monkeypatch.setenv("SHOWDOWN_HOME", str(tmp_path / "home"))
+    registry.register(registry.FrameworkInfo("brokenfw", "broken", "tests.fakes.adapters:NumpyAdapter", fw, "test"))
+    if True:  # the registry is reset by the fakes fixture
+        code = cli.main(["run", "--framework", "brokenfw", "--runner", "venv", "--out", str(tmp_path / "out"),
+                         "--suite", "layers"])
+        err = capsys.readouterr().err
+        assert code == cli.EXIT_ENVIRONMENT, err
+        assert "Traceback" not in err and "showdown: error:" in err
+        # several frameworks asked for: "some failed" (3) whatever the reason, the table says which and why
+        code = cli.main(["run", "--framework", "brokenfw,fake_unavailable", "--runner", "venv", "--out",
+                         str(tmp_path / "out"), "--suite", "layers"])
+        assert code == cli.EXIT_SOME_FAILED
+        out = capsys.readouterr().out
+        assert "brokenfw" in out and "environment failed" in out
+
+
+def test_a_framework_that_fails_to_run_exits_3(fakes: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", "--framework", "fake_unavailable", "--runner", "local", "--out", str(tmp_path), "--suite", "layers"])
+    assert code == cli.EXIT_SOME_FAILED == 3
+    assert "nosuchframework" in one_line_error(capsys)
+
+
+def committed_results(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True)
+    for p in sorted((REPO / "tests" / "data").glob("*.json")):
+        (tmp_path / p.name).write_text(p.read_text())
+    return tmp_path
+
+
+def test_report_prints_a_summary_not_the_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = committed_results(tmp_path / "in")
+    assert cli.main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "# showdown report" not in out and "| " not in out
+    assert len(out.splitlines()) <= 10, out
+    assert out.startswith("2 runs on cpu: fake_crash, torch\n")
+    assert "top of the scores" in out and "  1. torch" in out
+    assert f"showdown report {folder} --markdown " in out and f"showdown report {folder} --out-dir DIR " in out
+    assert cli.main(["report", str(folder), "--markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("# showdown report") and len(markdown.splitlines()) > 50
+
+
+def test_report_with_out_dir_says_where_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = committed_results(tmp_path / "in")
+    assert cli.main(["report", str(folder), "--out-dir", str(tmp_path / "out"), "--no-timestamp"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"report: {tmp_path / 'out' / 'report.md'} and {tmp_path / 'out' / 'report.html'} (2 runs, ")
+    assert "  1. torch" in out and "# showdown report" not in out
+    written = (tmp_path / "out" / "report.md").read_text()
+    assert cli.main(["report", str(folder), "--out-dir", str(tmp_path / "out"), "--no-timestamp", "--markdown"]) == 0
+    both = capsys.readouterr()
+    assert both.out == written  # stdout is the Markdown alone; where it wrote goes to stderr
+    assert both.err.startswith("report: ")
+
+
+def test_top_scores_rank_by_overall_and_skip_unscored(capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace as NS
+
+    rubric = NS(id="r", version=1)
+    scores = [NS(framework="a", overall=50.0, tier=None), NS(framework="bbb", overall=40.0, tier="T2"),
+              NS(framework="c", overall=30.0, tier=None), NS(framework="d", overall=20.0, tier=None),
+              NS(framework="e", overall=None, tier=None)]
+    cli._print_top_scores(scores, rubric)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("1 more in the report):")  # d is the 4th scored; e has no overall and is not counted
+    assert out[1:] == ["  1. a     50.0", "  2. bbb   40.0  T2", "  3. c     30.0"]
+    cli._print_top_scores(scores[4:], rubric)
+    assert "no framework has an overall score" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("columns", [60, 80])
+def test_score_fits_the_terminal_and_never_cuts_a_name(columns: int) -> None:
+    env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb", "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-m", "harness", "score", "results"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    assert "…" not in proc.stdout.split("categories")[0]  # names, tiers and figures whole
+    names = {json.loads(p.read_text())["framework"] for p in (REPO / "results").glob("*.json")}
+    assert len(names) >= 10
+    first_cells = {line.split()[0] for line in lines if line.strip()}
+    for name in names:
+        assert name in first_cells, f"{name} not whole at {columns} columns"
+
+
+def test_score_table_keeps_one_table_when_it_fits() -> None:
+    from types import SimpleNamespace as NS
+
+    rubric = NS(id="r", version=1, title="t", categories=[NS(id="x", name="Some long category name")])
+    scores = [NS(framework="a-rather-long-framework-name", tier="T1", overall=1.0, categories={"x": 2.0}, score_2018=None)]
+    assert len(cli._score_tables(scores, [], rubric, 200)) == 1
+    narrow = cli._score_tables(scores, [], rubric, 50)
+    assert len(narrow) == 2 and [c.header for c in narrow[1].columns] == ["framework", "Some long category name"]
+
+
+@pytest.mark.parametrize("args", [["score", "results", "--json"], ["list"], ["score", "results"],
+                                  ["report", "results", "--markdown"]])
+def test_a_closed_pipe_ends_quietly(args: list[str]) -> None:
+    """The reader goes away before the output comes (as `| head -1` does once it has its line): no traceback, exit
+    141 (128 + SIGPIPE, what a shell reports for `yes | head -1`). The read end is closed before the command has
+    written anything (it is still importing), so its first write meets the closed pipe every time."""
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=REPO, stdout=write,
+                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "100"})
+    os.close(write)
+    _, err_bytes = proc.communicate(timeout=120)
+    err = err_bytes.decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == cli.EXIT_BROKEN_PIPE, err
+
+
+def test_a_pipe_read_to_the_end_is_not_an_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "harness", "score", "results", "--json"], cwd=REPO, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["scores"]

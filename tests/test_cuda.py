@@ -87,7 +87,7 @@ def test_cpu_and_gpu_runs_are_separate_sets(tmp_path: Path, capsys: pytest.Captu
     write_json_atomic(tmp_path / "both" / "torch-cpu.json", base)
     assert cli.main(["report", str(tmp_path / "both")]) == 2
     assert "--device cpu or --device cuda" in capsys.readouterr().err
-    assert cli.main(["report", str(tmp_path / "both"), "--device", "cuda"]) == 0
+    assert cli.main(["report", str(tmp_path / "both"), "--device", "cuda", "--markdown"]) == 0
     out = capsys.readouterr().out
     assert "| device | cuda |" in out and "| device | cpu" not in out
     (tmp_path / "gpu").mkdir()
@@ -159,12 +159,12 @@ def test_a_framework_the_interpreter_lacks_gets_an_unavailable_document(tmp_path
     out = tmp_path / "out"
     code = cli.main(["run", "--framework", "fake_unavailable", "--runner", "system", "--python", sys.executable,
                      "--out", str(out), "--suite", "layers", "--record-unavailable"])
-    assert code == 2 and "nosuchframework" in capsys.readouterr().err
+    assert code == cli.EXIT_SOME_FAILED and "nosuchframework" in capsys.readouterr().err
     (path,) = out.glob("fake_unavailable-cpu-*.json")
     doc = load_document(path)
     assert doc["kind"] == "unavailable" and validate_document(doc) == [] and "nosuchframework" in doc["tried"][0]["outcome"]
     write_json_atomic(out / "other.json", load_document(REPO / "tests" / "data" / "result-v1-torch-cpu.json"))
-    assert cli.main(["report", str(out)]) == 0
+    assert cli.main(["report", str(out), "--markdown"]) == 0
     report = capsys.readouterr().out
     assert "## Did not run here" in report and "**fake_unavailable** on cpu" in report
 

@@ -148,7 +148,7 @@ def test_an_incomplete_document_is_not_used_silently_when_a_complete_one_exists(
     newer = sample(run_id="x-cpu-new", complete=False, created_at="2026-02-01T00:00:00Z")
     write_json_atomic(tmp_path / "old.json", older)
     write_json_atomic(tmp_path / "new.json", newer)
-    assert cli.main(["report", str(tmp_path)]) == 0
+    assert cli.main(["report", str(tmp_path), "--markdown"]) == 0
     captured = capsys.readouterr()
     assert "x-cpu-old" in captured.out and "x-cpu-new" not in captured.out
     assert "using old.json (complete) rather than the newer, incomplete new.json" in captured.err

@@ -80,7 +80,7 @@ def test_garbage_output_fails_cleanly(out_dir: Path) -> None:
 def test_unavailable_framework_is_one_line_error(out_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["run", "--framework", "fake_unavailable", "--runner", "local", "--out", str(out_dir), "--suite", "layers"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
+    assert code == cli.EXIT_SOME_FAILED
     assert len(err) == 1 and "nosuchframework" in err[0] and "Traceback" not in err[0]
     assert not list(out_dir.glob("*.json"))  # no document for a framework that never ran
 
