@@ -203,7 +203,8 @@ def _from_facts(cid: str, facts: Mapping[str, Any], snapshot: Mapping[str, Any],
 
 def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping[str, Any],
                   conformance: Mapping[str, Any] | None = None,
-                  portability: tuple[int, int] | None = None) -> CriterionScore:
+                  portability: tuple[int, int] | None = None,
+                  export_share: tuple[int, int] | None = None) -> CriterionScore:
     if measure == "numerics":
         # the rubric's maturity (0-5, a sourced fact) + ease of use (0-5, measured by the numerics suite); the
         # numeric backend's activity, the 2018 third term, is not measured
@@ -231,7 +232,7 @@ def _from_records(cid: str, measure: str, doc: Mapping[str, Any], facts: Mapping
     elif measure in ("onnx_export", "onnx_import"):
         c = measured.onnx_direction(dict(doc), measure.split("_")[1])
     elif measure == "onnx_export_share":
-        c = measured.onnx_export_share(dict(doc))
+        c = measured.onnx_export_share(dict(doc), export_share)
     elif measure == "onnx_import_conformance":
         c = measured.onnx_import_measured(dict(doc), dict(conformance) if conformance is not None else None, portability)
     elif measure == "onnx":
@@ -271,7 +272,9 @@ def score(docs: Sequence[Mapping[str, Any]], rubric: rb.Rubric, facts_root: Path
         for cid, c in rubric.criteria.items():
             if c.source == "measured":
                 share = measured.portability_share(dict(portability), name) if portability else None
-                crit[cid] = _from_records(cid, c.measure or cid, doc, facts, (conformance or {}).get(name), share)
+                exported = measured.export_share(dict(portability), name) if portability else None
+                crit[cid] = _from_records(cid, c.measure or cid, doc, facts, (conformance or {}).get(name), share,
+                                          exported)
             else:
                 crit[cid] = _from_facts(cid, facts, snap.get(name, {}), c.measure, snap_date)
         rows[name] = crit
