@@ -1053,14 +1053,18 @@ class TensorflowAdapter(Adapter):
                                True, self.N(out), notes)
 
     # ------------------------------------------------------------------------------------------ onnx
-    def _onnx_model(self, model: Any) -> Any:
+    def _onnx_model(self, model: Any) -> tuple[Any, list[str]]:
         keras, L = self.keras, self.keras.layers
         w = model.weights()
+        if model.catalog is not None:  # the catalog model from the same Keras layers as its training workloads
+            arrays = {**model.weights(), "x": model.sample_input()}
+            net, _, _, notes = _KerasModelBuilder(self, model.model(), arrays, "float32", False, nchw_input=True).build()
+            return net, notes
         if model.id == "mlp":
             m = keras.Sequential([keras.Input(model.input_shape[1:], name="x"), L.Dense(32, activation="relu"), L.Dense(10)])
             self._load(m.layers[0], kernel=w["w1"], bias=w["b1"])
             self._load(m.layers[1], kernel=w["w2"], bias=w["b2"])
-            return m
+            return m, []
         if model.id == "cnn":
             c, h, wd = model.input_shape[1:]
             # The model takes the catalog's NCHW input: a Permute to NHWC is part of the model (and of the export)
@@ -1069,20 +1073,19 @@ class TensorflowAdapter(Adapter):
             _, conv, _, _, fc = m.layers
             self._load(conv, kernel=to_keras_kernel(w["conv_w"]), bias=w["conv_b"])
             self._load(fc, kernel=fc_rows_chw_to_hwc(w["fc_w"], 4, h // 2, wd // 2), bias=w["fc_b"])
-            return m
+            return m, ["the model starts with a Permute(NCHW -> NHWC) so it takes the catalog's NCHW input"]
         raise KeyError(model.id)
 
     def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
-        m = self._onnx_model(model)
+        m, built_notes = self._onnx_model(model)
         export = require(m, "export", "keras.Model")
         x = self.T(model.sample_input())
         expected = self.N(m(x, training=False))
         kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
         export(path, format="onnx", verbose=False, **kwargs)
         versions = distribution_versions("keras", "tf2onnx")
-        notes = [f"Keras' own export API; on the TensorFlow backend it converts through tf2onnx {versions['tf2onnx']}"]
-        if model.id == "cnn":
-            notes.append("the model starts with a Permute(NCHW -> NHWC) so it takes the catalog's NCHW input")
+        notes = [f"Keras' own export API; on the TensorFlow backend it converts through tf2onnx {versions['tf2onnx']}",
+                 *built_notes]
         return ExportResult("keras.Model.export(format='onnx')", versions["keras"], opset or 0, expected, notes)
 
     def onnx_import(self, path: str) -> ImportResult:
@@ -1243,8 +1246,11 @@ class _KerasModelBuilder:
     convolutions take no other layout): the image input is transposed once, when built, and a value goes back to the
     catalog's channels-first layout only where a node needs it (flatten, which must flatten in (C, H, W) order)."""
 
-    def __init__(self, adapter: TensorflowAdapter, model: Any, arrays: dict[str, Array], policy: str, compiled: bool) -> None:
+    def __init__(self, adapter: TensorflowAdapter, model: Any, arrays: dict[str, Array], policy: str, compiled: bool,
+                 nchw_input: bool = False) -> None:
         self.adapter = adapter
+        # True: the model takes the catalog's NCHW image as given (a Permute layer to NHWC is part of the model)
+        self.nchw_input = nchw_input
         self.keras = adapter.keras
         self.L = adapter.keras.layers
         self.model = model
@@ -1260,12 +1266,16 @@ class _KerasModelBuilder:
         in the model's layout, notes for the record)."""
         keras, model = self.keras, self.model
         x = np.asarray(self.arrays["x"])
-        image = model.input_kind == "image"
+        image = model.input_kind == "image" and not self.nchw_input
         if image:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             self._note("the NCHW image input is transposed to NHWC once, when built; convolutions, pooling and batch "
                        "normalisation run channels-last")
-        inp = keras.Input(shape=x.shape[1:], batch_size=x.shape[0], dtype="int64" if model.input_kind == "tokens" else "float32")
+        elif model.input_kind == "image":
+            self._note("the model takes the catalog's NCHW input: a Permute to NHWC before the first channels-last "
+                       "layer is part of the model")
+        inp = keras.Input(shape=x.shape[1:], batch_size=x.shape[0], dtype="int64" if model.input_kind == "tokens" else "float32",
+                          name="x")
         values: dict[str, _Value] = {"input": _Value(inp, image)}
         for node in model.nodes:
             make = getattr(self, f"kind_{node.kind}", None)
