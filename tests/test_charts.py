@@ -98,7 +98,9 @@ def every_chart() -> dict[str, str]:
                                    "operations covered", unit="of 41"),
         "heatmap": charts.heatmap(LONG[:7], [f"importer {n}" for n in LONG[:8]],
                                   [[(r + c) % 5 / 4 if (r + c) % 6 else None for c in range(8)] for r in range(7)],
-                                  "models that agree"),
+                                  "models that agree", row_label="exporter", col_label="importer"),
+        "heatmap_short": charts.heatmap(["torch", "tensorflow"], ["onnxruntime", "torch", "jax", "tensorflow", "mxnet",
+                                                                  "paddle", "tvm"], [[0.5] * 7, [1.0] * 7], "agree"),
     }
 
 
@@ -195,7 +197,7 @@ def test_same_input_gives_the_same_bytes() -> None:
         assert "<dc:date>" not in svg and "<?xml" not in svg, name
 
 
-@pytest.mark.parametrize("name", ["overall", "category", "ratio", "value", "heatmap"])
+@pytest.mark.parametrize("name", ["overall", "category", "ratio", "value", "heatmap", "heatmap_short"])
 def test_every_chart_fits_800_px_with_readable_fonts_and_a_title(name: str) -> None:
     svg = every_chart()[name]
     assert charts.svg_width_px(svg) <= 760
@@ -429,3 +431,85 @@ def test_heatmap_annotates_every_cell() -> None:
         charts.heatmap(["a"], ["b"], [[1.5]], "x")
     with pytest.raises(ValueError, match="1 rows of 2"):
         charts.heatmap(["a"], ["b", "c"], [[0.5]], "x")
+
+
+# ---------------------------------------------------------------------------------------------------- in a browser
+OVERLAPS_JS = """
+const out = [];
+for (const svg of document.querySelectorAll('svg[role=img]')) {
+  const frame = svg.getBoundingClientRect();
+  const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent.trim(), t.getBoundingClientRect()])
+    .filter(([s, r]) => s && r.width > 0);
+  for (const [s, r] of boxes) {
+    if (r.left < frame.left - 1 || r.right > frame.right + 1 || r.top < frame.top - 1 || r.bottom > frame.bottom + 1)
+      out.push(svg.parentElement.id + ': "' + s + '" leaves the chart');
+  }
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [a, ra] = boxes[i], [b, rb] = boxes[j];
+    const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+    const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+    if (w > 1 && h > 1) out.push(svg.parentElement.id + ': "' + a + '" overlaps "' + b + '"');
+  }
+  if (frame.width > 760) out.push(svg.parentElement.id + ': ' + frame.width + ' px wide');
+}
+return out;
+"""
+
+
+def label_problems(svgs: Mapping[str, str], tmp_dir: object) -> list[str]:
+    """Labels that overlap or leave their chart, and charts wider than 760 px, as Chromium draws them at 800 px."""
+    import shutil
+    from pathlib import Path
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    tmp = Path(str(tmp_dir))
+    page = tmp / "charts.html"
+    body = "".join(f'<div id="{name}">{svg}</div>' for name, svg in svgs.items())
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><style>svg{{max-width:100%;height:auto}}</style>"
+                    f"</head><body style='margin:8px'>{body}</body></html>")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp / 'profile'}",
+                 "--window-size=800,1000"):
+        opts.add_argument(flag)
+    drv = webdriver.Chrome(service=Service(driver), options=opts)
+    try:
+        drv.get(page.as_uri())
+        return list(drv.execute_script(OVERLAPS_JS))
+    finally:
+        drv.quit()
+
+
+def test_labels_never_overlap_in_chromium_at_800_px(tmp_path: object) -> None:
+    import matplotlib.pyplot as plt
+
+    # a chart with two labels drawn on top of each other: the check must find it
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.text(0.5, 0.5, "first label")
+    ax.text(0.52, 0.5, "second label")
+    bad = charts._svg(fig, "overlapping")
+    problems = label_problems({**every_chart(), "bad": bad}, tmp_path)
+    assert problems and all(p.startswith("bad:") for p in problems), problems
+    assert any("overlaps" in p for p in problems)
+
+
+def xtick_rotations(svg: str) -> set[str]:
+    root = parse(svg)
+    found = set()
+    for g in root.iter(f"{{{NS['svg']}}}g"):
+        if (g.get("id") or "").startswith("xtick_"):
+            for t in g.iter(f"{{{NS['svg']}}}text"):
+                m = re.search(r"rotate\((-?[0-9.]+)", t.get("transform") or "")
+                found.add(m.group(1) if m else "0")
+    return found
+
+
+def test_heatmap_columns_stay_level_when_they_fit_and_turn_upright_when_not() -> None:
+    charts_ = every_chart()
+    assert xtick_rotations(charts_["heatmap_short"]) <= {"0", "-0"}
+    assert xtick_rotations(charts_["heatmap"]) == {"-90"}

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -226,8 +228,8 @@ def category_chart(names: Sequence[str], categories: Mapping[str, Sequence[float
     ax.xaxis.grid(True, color="#e9ecef", linewidth=0.8)
     ax.set_axisbelow(True)
     if past is not None:
-        ax.legend(handles=[Line2D([], [], color="#212529", linestyle=(0, (2, 1)), label="2018 (published, 13 frameworks)")],
-                  loc="lower right", frameon=False, fontsize=MIN_FONT_PT)
+        fig.legend(handles=[Line2D([], [], color="#212529", linestyle=(0, (2, 1)), label="2018 (published, 13 frameworks)")],
+                   loc="outside lower center", frameon=False, fontsize=MIN_FONT_PT)
     ax.set_title(title, loc="left", fontsize=11)
     return _svg(fig, title)
 
@@ -343,7 +345,7 @@ def value_bars(names: Sequence[str], values: Sequence[float | None], colours: Ma
 
 
 def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float | None]], label: str, *,
-            title: str = "", percent: bool = True) -> str:
+            title: str = "", percent: bool = True, row_label: str = "", col_label: str = "") -> str:
     """An annotated matrix (e.g. exporter x importer: share of models that agree), None cells hatched "n/a".
 
     Values are shares in [0, 1] (printed as percentages unless percent=False). The colour map is cividis, which
@@ -374,7 +376,6 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
             cell.set_gid(f"cell-{r}-{c}")
     ax.set_xlim(-0.5, nc - 0.5)
     ax.set_ylim(nr - 0.5, -0.5)
-    ax.set_xticks(range(nc), cols, rotation=30, ha="right", fontsize=MIN_FONT_PT)
     ax.set_yticks(range(nr), rows, fontsize=MIN_FONT_PT)
     ax.spines[["left", "bottom"]].set_visible(False)
     ax.tick_params(length=0)
@@ -383,9 +384,27 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
     bar = fig.colorbar(sm, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label(label + (" (%, higher is better)" if percent else " (higher is better)"), fontsize=MIN_FONT_PT)
     bar.ax.tick_params(labelsize=MIN_FONT_PT)
+    if row_label:
+        ax.set_ylabel(row_label)
+    if col_label:
+        ax.set_xlabel(col_label)
     title = title or label
     ax.set_title(title, loc="left", fontsize=11)
+    _column_labels(fig, ax, cols)  # last: whether they fit depends on the final layout
     return _svg(fig, title)
+
+
+def _column_labels(fig: Any, ax: Any, cols: Sequence[str]) -> None:
+    """Column labels level and wrapped at word ends where they fit side by side, else turned upright (90 degrees).
+
+    Whether they fit is measured on the drawn figure, not guessed from the number of characters.
+    """
+    wrapped = [textwrap.fill(c, 12, break_long_words=False) for c in cols]
+    ax.set_xticks(range(len(cols)), wrapped, fontsize=MIN_FONT_PT)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
+    if any(a.x1 + 2 > b.x0 for a, b in itertools.pairwise(boxes)):
+        ax.set_xticks(range(len(cols)), list(cols), rotation=90, fontsize=MIN_FONT_PT)
 
 
 def svg_width_px(svg: str) -> float:
