@@ -71,6 +71,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of rounds: {text!r}") from None
+    if value < 5:
+        raise argparse.ArgumentTypeError(f"at least 5 rounds are needed for a median and an IQR, not {value}")
+    return value
+
+
 def _size(text: str) -> int:
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
     if not m:
@@ -171,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "interpreter; system: an interpreter that already holds the framework (--python), nothing built")
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
+    run.add_argument("--rounds", type=_rounds, default=None, metavar="N",
+                     help="timed rounds per throughput measurement, at least 5 (default 7, --quick 5); more rounds "
+                          "steady the median on a busy machine")
     run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv (or image) first")
     run.add_argument("--timeout", type=_positive_seconds, default=None,
                      help="wall-clock limit per probe in seconds, > 0 (default: per suite, 120-300)")
@@ -516,7 +529,7 @@ def _run_one(con: Any, info: registry.FrameworkInfo, args: argparse.Namespace, s
     )
     request = RunRequest(info, args.device, suites, args.out, runner, quick=args.quick, fresh=args.new,
                          timeouts=timeouts, probes=probes, wait=args.wait, memory_limit_bytes=args.memory_limit,
-                         budget_s=args.budget)
+                         budget_s=args.budget, rounds=args.rounds)
     try:
         result = execute(request, hooks)
     except FrameworkUnavailable as exc:

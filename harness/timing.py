@@ -119,7 +119,8 @@ def measure(fn: Callable[[], Any], sync: Callable[[], None] = lambda: None, conf
     warnings: list[str] = []
     if stats["cv"] > 0.10:
         warnings.append(
-            f"CV {stats['cv']:.0%}: the machine was busy or the step is unstable; close other programs and run it again"
+            f"CV {stats['cv']:.0%}: the machine was busy or the step is unstable; close other programs and run it "
+            "again, with more rounds if need be (showdown run --rounds 15)"
         )
     if stats["outliers"]:
         warnings.append(f"{stats['outliers']} of {len(samples)} rounds are outliers (beyond 1.5 IQR); kept in the samples")

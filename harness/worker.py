@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--quick", action="store_true", help="short timing rounds (tests and smoke checks)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement (default 7; quick 5)")
     parser.add_argument("--no-parent-watch", action="store_true",
                         help="do not exit when stdin closes (in a container, where stdin is not the host's pipe)")
     args = parser.parse_args(argv)
@@ -144,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     from harness.probes import Context
     from harness.timing import TimingConfig
 
-    ctx = Context(device=args.device, scratch=work / "scratch", timing=TimingConfig.quick() if args.quick else TimingConfig())
+    timing = TimingConfig.quick() if args.quick else TimingConfig()
+    if args.rounds is not None:
+        timing = dataclasses.replace(timing, rounds=args.rounds)
+    ctx = Context(device=args.device, scratch=work / "scratch", timing=timing)
     for probe_id in plan:
         target = records / record_filename(probe_id)
         if target.is_symlink():  # not a record: something planted it; the probe still has to run

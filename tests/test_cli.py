@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -294,3 +295,42 @@ def test_a_pipe_read_to_the_end_is_not_an_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "harness", "score", "results", "--json"], cwd=REPO, capture_output=True,
                           timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["scores"]
+
+
+@pytest.mark.usefixtures("fakes")
+def test_rounds_reaches_the_timing_and_the_document(tmp_path: Path) -> None:
+    """The timing warning tells the user to raise --rounds: the option exists and changes what is measured."""
+    from harness.results import load_document
+
+    args = ["run", "--framework", "fake_numpy", "--runner", "local", "--quick", "--probe", "throughput/gemm/eager"]
+    assert cli.main([*args, "--out", str(tmp_path / "six"), "--rounds", "6"]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "default")]) == 0
+    (six,) = (tmp_path / "six").glob("*.json")
+    (default,) = (tmp_path / "default").glob("*.json")
+    timing = load_document(six)["records"]["throughput/gemm/eager"]["data"]["timing"]
+    assert timing["rounds"] == 6 and len(timing["samples_s"]) == 6
+    assert load_document(six)["config"]["rounds"] == 6
+    assert load_document(default)["records"]["throughput/gemm/eager"]["data"]["timing"]["rounds"] == 5  # --quick's
+    assert "rounds" not in load_document(default)["config"]
+
+
+def test_too_few_rounds_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--framework", "torch", "--rounds", "3"])
+    assert exc.value.code == cli.EXIT_USAGE
+    assert "at least 5 rounds" in capsys.readouterr().err
+
+
+def test_the_unsteady_timing_warning_names_an_option_that_exists() -> None:
+    from harness import timing
+
+    values = itertools.accumulate(itertools.cycle([1.0, 3.0, 1.0, 7.0, 2.0]))  # a clock whose rounds vary widely
+    clock, timing.CLOCK = timing.CLOCK, lambda: next(values)  # type: ignore[assignment]
+    try:
+        noisy = timing.measure(lambda: None, config=timing.TimingConfig(rounds=5, min_round_s=0, warmup_s=0))
+    finally:
+        timing.CLOCK = clock
+    options = set(re.findall(r"--[a-z][a-z-]+", " ".join(noisy.warnings)))
+    run = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    known = {o for a in run._actions for o in a.option_strings}
+    assert options and options <= known, (noisy.warnings, options)

@@ -48,6 +48,7 @@ class RunRequest:
     wait: bool = False  # wait for another run that holds the output folder, instead of refusing
     memory_limit_bytes: int | None = None  # kill a worker whose resident memory goes over this, recording the probe
     budget_s: float | None = None  # start no probe after this many seconds; the rest waits for a resume
+    rounds: int | None = None  # timed rounds per measurement (None: the timing protocol's default)
 
 
 @dataclass
@@ -175,7 +176,7 @@ def _execute(req: RunRequest, hooks: RunHooks) -> RunResult:
 
     staging = req.out_dir / f".staging-{info.name}-{device_slug(req.device)}"
     sup = Supervisor(interpreter, info.adapter, req.device, staging, lambda p: timeouts[p.split("/", 1)[0]], req.quick,
-                     memory_limit_bytes=req.memory_limit_bytes)
+                     rounds=req.rounds, memory_limit_bytes=req.memory_limit_bytes)
     try:
         environment = sup.environment()  # raises FrameworkUnavailable with a one-line reason
     finally:
@@ -199,7 +200,8 @@ def _execute(req: RunRequest, hooks: RunHooks) -> RunResult:
         path = unused_path(req.out_dir, document_name(info.name, req.device, stamp))
         doc = new_document(
             run_id=path.stem, framework=info.name, device=req.device, plan=wanted,
-            config={"suites": list(req.suites), "quick": req.quick, "timeouts": timeouts},
+            config={"suites": list(req.suites), "quick": req.quick, "timeouts": timeouts,
+                    **({"rounds": req.rounds} if req.rounds is not None else {})},
             runner={**interpreter.describe}, harness=harness_identity((req.out_dir,)), catalog_version=CATALOG_VERSION,
         )
     else:

@@ -40,6 +40,7 @@ class Supervisor:
     workdir: Path
     timeout_for: Callable[[str], float]
     quick: bool = False
+    rounds: int | None = None  # timed rounds per measurement (None: the timing protocol's default)
     startup_timeout_s: float = 600.0
     on_record: Callable[[dict[str, Any]], None] = lambda record: None
     on_start: Callable[[str], None] = lambda probe: None
@@ -108,6 +109,8 @@ class Supervisor:
         args = ["--adapter", self.adapter, "--device", self.device, "--workdir", self.interpreter.worker_path(workdir)]
         if self.quick:
             args.append("--quick")
+        if self.rounds is not None:
+            args += ["--rounds", str(self.rounds)]
         return self.interpreter.spawn(args, workdir)
 
     def _tail(self, relative: str, chars: int = LOG_TAIL_CHARS) -> str | None:
