@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import nox
 
@@ -32,6 +33,31 @@ def tests_legacy(session: nox.Session) -> None:
     built on first use; the rows that cannot run are tested by `nox -s tests`). Extra arguments go to pytest."""
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "legacy", *session.posargs)
+
+
+BENCH_GROUPS = (  # (storage under .benchmarks/, what pytest runs, options always, options when comparing)
+    # The harness's timed loop against a bare loop: in CPU time (a shared machine's wall clock swings by tens of
+    # percent), and a median more than 25% above the last saved run fails the session.
+    ("overhead", ["benchmarks/bench_overhead.py"], ["--benchmark-timer=time.process_time"], ["--benchmark-compare-fail=median:25%"]),
+    # Documents, scoring, report, suite time: compared with the last saved run, reported, never failing on time.
+    ("harness", ["benchmarks", "--ignore=benchmarks/bench_overhead.py"], [], []),
+)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The project's own benchmarks (pytest-benchmark, benchmarks/bench_*.py): every run is saved under .benchmarks/
+    and compared with the last saved one (nothing to compare on the first run). Extra arguments go to pytest, e.g.
+    `nox -s bench -- -k score`."""
+    session.install("-e", ".[test]")
+    machine = session.run("python", "-c", "from pytest_benchmark.utils import get_machine_id; print(get_machine_id())",
+                          silent=True, log=False)
+    for name, paths, options, fail_on in BENCH_GROUPS:
+        storage = Path(".benchmarks") / name
+        saved = bool(machine) and any((storage / str(machine).strip()).glob("*.json"))  # runs of this interpreter
+        compare = ["--benchmark-compare", *fail_on] if saved else []
+        session.run("pytest", *paths, f"--benchmark-storage=file://{storage}", "--benchmark-autosave", *options, *compare,
+                    *session.posargs, success_codes=[0, 5] if session.posargs else [0])  # 5: -k left nothing here
 
 
 @nox.session(python=PYTHON)

@@ -33,7 +33,7 @@ def test_quick_probe_set(benchmark: Any, tmp_path: Path) -> None:
 
     assert benchmark.pedantic(run, setup=fresh_folder, rounds=3) == 0
     docs = sorted(tmp_path.glob("run*/fake_numpy-*.json"))
-    assert len(docs) == 3
+    assert docs and len(docs) == next(runs), "a run wrote no document"  # 3 rounds (1 with --benchmark-disable)
     records = json.loads(docs[-1].read_text(encoding="utf-8"))["records"]
     assert sorted(records) == sorted(PROBES)
     benchmark.extra_info["statuses"] = {p: records[p]["status"] for p in PROBES}
