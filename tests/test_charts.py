@@ -404,6 +404,13 @@ def test_value_bars_keep_tiny_and_missing_values_visible() -> None:
     assert "conformance pass rate (%, higher is better)" in shown
 
 
+def test_value_bars_widen_the_axis_for_a_value_above_the_limit() -> None:
+    names = ["torch", "jax"]
+    svg = charts.value_bars(names, [120.0, 60.0], colours_for(names), "share", unit="%", limit=100)
+    big, half = path_box(svg, "value-0"), path_box(svg, "value-1")
+    assert (big[1] - big[0]) == pytest.approx(2 * (half[1] - half[0]), rel=1e-3)  # drawn to scale, not clipped at 100
+
+
 def test_value_bars_state_the_direction_and_refuse_bad_values() -> None:
     svg = charts.value_bars(["torch"], [3.0], colours_for(["torch"]), "compile time", better="lower", unit="s")
     assert "compile time (s, lower is better)" in texts(svg)

@@ -45,7 +45,9 @@ WIDTH_IN = 7.5
 #: set (2008); the rest are from Paul Tol's "muted" and "bright" qualitative schemes (SRON technical note
 #: SRON/EPS/TN/09-002). The first six frameworks of the registry get the six most distinct.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442",
-           "#882255", "#44AA99", "#999933", "#332288", "#AA4499", "#BBBBBB", "#117733", "#DDCC77")
+           "#882255", "#44AA99", "#999933", "#332288", "#AA4499", "#BBBBBB", "#117733", "#DDCC77",
+           # for names outside the registry (an ONNX runtime, a converter): Tol's "light" scheme, paler
+           "#77AADD", "#EE8866", "#FFAABB", "#99DDFF", "#BBCC33", "#AAAA00", "#44BB99", "#EEDD88", "#DDDDDD")
 
 #: Hatching per tier: the tier's second encoding beside its text label (colour stays the framework's).
 TIER_HATCHES: dict[str | None, str] = {"Tier 1": "", "Tier 2": "//", "Tier 3": "xx", "Below": "..", None: ""}
@@ -322,7 +324,7 @@ def value_bars(names: Sequence[str], values: Sequence[float | None], colours: Ma
     shown = [v for v in values if v is not None]
     if any(not math.isfinite(v) or v < 0 for v in shown):
         raise ValueError("value_bars: values must be finite and not negative")
-    top = limit if limit is not None else max([*shown, 0.0]) or 1.0
+    top = max([*shown, limit or 0.0]) or 1.0  # a value above `limit` widens the axis rather than being cut off
     fig, ax = _figure(0.38 * n + 1.2)
     for i, name in enumerate(names):
         v = values[i]
