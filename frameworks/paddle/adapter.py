@@ -998,19 +998,32 @@ class PaddleAdapter(Adapter):
                 self.output = output
                 self.loss = nn.CrossEntropyLoss()
 
-            def forward(self, x: Any, labels: Any) -> Any:
+            def logits(self, x: Any) -> Any:
                 values = {"input": x}
                 for name, layer, inputs in self.steps:
                     args = []
                     for i in inputs:
                         args.append(values[i])
                     values[name] = layer(*args)
-                logits = values[self.output]
+                return values[self.output]
+
+            def forward(self, x: Any, labels: Any) -> Any:
+                logits = self.logits(x)
                 return self.loss(logits.reshape([-1, logits.shape[-1]]), labels.reshape([-1]))
+
+        class Logits(nn.Layer):
+            """A CatalogNet's forward pass without the loss: the logits of x (what the ONNX export saves)."""
+
+            def __init__(self, net: Any) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: Any) -> Any:
+                return self.net.logits(x)
 
         self._layer_classes = types.SimpleNamespace(Add=Add, Positional=Positional, MeanTokens=MeanTokens,
                                                     SelfAttention=SelfAttention, LastHidden=LastHidden,
-                                                    AllHidden=AllHidden, CatalogNet=CatalogNet)
+                                                    AllHidden=AllHidden, CatalogNet=CatalogNet, Logits=Logits)
         return self._layer_classes
 
     def _node_layer(self, node: Any, x: tuple[int, ...], own: set[str]) -> tuple[Any, dict[str, tuple[str, Any, Any]], dict[str, Array]]:
@@ -1274,6 +1287,8 @@ class PaddleAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:
         nn = self.nn
+        if model.catalog is not None:  # the catalog model from the same Paddle layers as its training workloads
+            return self._catalog_layers().Logits(self._catalog_net(model.model(), model.weights())[0])
         w = model.weights()
         if model.id == "mlp":
             m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10))
@@ -1296,7 +1311,7 @@ class PaddleAdapter(Adapter):
         target = Path(path)
         if target.suffix != ".onnx":
             raise ValueError(f"paddle.onnx.export appends .onnx to its path prefix; cannot write {path}")
-        spec = [p.static.InputSpec(shape=list(x.shape), dtype="float32", name="x")]
+        spec = [p.static.InputSpec(shape=list(x.shape), dtype=str(x.dtype), name="x")]
         use = opset or DEFAULT_OPSET
         # paddle.onnx.export saves the layer with paddle.jit.save, then hands the program to paddle2onnx, which logs
         # and swallows its own errors: a missing file afterwards is the failure.
