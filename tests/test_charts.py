@@ -343,16 +343,17 @@ def xtick_labels(svg: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("top", "expected"), [
-    (1.2, ["0.7x", "1x", "1.5x"]),
-    (30.0, ["1x", "2x", "5x", "10x", "20x"]),
-    (0.05, ["0.05x", "0.1x", "0.2x", "0.5x", "1x"]),
-    (500.0, ["1x", "3x", "10x", "30x", "100x", "300x"]),
-    (5000.0, ["1x", "10x", "100x", "1000x"]),
+    (1.2, ["0.5x", "0.7x", "1x", "1.5x", "2x"]),
+    (30.0, ["0.5x", "1x", "2x", "5x", "10x", "20x", "50x"]),
+    (0.05, ["0.02x", "0.05x", "0.1x", "0.2x", "0.5x", "1x", "2x"]),
+    (500.0, ["0.3x", "1x", "3x", "10x", "30x", "100x", "300x", "1000x"]),
+    (5000.0, ["0.1x", "1x", "10x", "100x", "1000x", "10000x"]),
 ])
-def test_ratio_ticks_stay_few_and_readable(top: float, expected: list[str]) -> None:
+def test_ratio_ticks_stay_few_and_label_both_ends(top: float, expected: list[str]) -> None:
     labels = xtick_labels(ratio_chart({"torch": [1.0], "jax": [top]}))
     assert labels == expected
-    assert len(labels) <= 8
+    values = [float(t[:-1]) for t in labels]
+    assert values[0] <= min(1.0, top) and values[-1] >= max(1.0, top)  # every dot lies between two labelled ticks
 
 
 def test_a_row_without_any_figure_says_so() -> None:
@@ -520,3 +521,10 @@ def test_heatmap_columns_stay_level_when_they_fit_and_turn_upright_when_not() ->
     charts_ = every_chart()
     assert xtick_rotations(charts_["heatmap_short"]) <= {"0", "-0"}
     assert xtick_rotations(charts_["heatmap"]) == {"-90"}
+
+
+def test_value_bars_put_no_tick_past_the_limit() -> None:
+    names = ["torch", "jax"]
+    svg = charts.value_bars(names, [31.0, 20.0], colours_for(names), "operations, points of 32", limit=32)
+    ticks = [float(t) for t in xtick_labels(svg)]
+    assert ticks and max(ticks) <= 32 and max(ticks) >= 25

@@ -236,15 +236,18 @@ def category_chart(names: Sequence[str], categories: Mapping[str, Sequence[float
     return _svg(fig, title)
 
 
-def _log_ticks(lo: float, hi: float) -> list[float]:
-    """Ticks for a log axis from lo to hi: 1-2-5 per decade over a short span, fewer as it grows so labels never touch."""
+def _log_axis(lo: float, hi: float) -> tuple[float, float, list[float]]:
+    """A log axis covering lo..hi: its ends and ticks. 1-2-5 per decade over a short span, fewer as it grows so labels
+    never touch, finer for a narrow one; the ends are widened to the ticks just outside lo and hi, so both carry one."""
     decades = math.log10(hi / lo)
-    steps = (1, 2, 5) if decades <= 2.6 else (1, 3) if decades <= 4 else (1,)
-    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
-    if sum(lo <= t <= hi for t in ticks) < 3:  # a narrow span: finer steps
-        ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in (1, 1.5, 2, 3, 5, 7)]
-    return [t for t in ticks if lo <= t <= hi] or [1.0]
+    steps: tuple[float, ...] = (1, 2, 5) if decades <= 2.6 else (1, 3) if decades <= 4 else (1,)
+    first, last = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    if sum(lo <= m * 10.0 ** e <= hi for e in range(first, last + 1) for m in steps) < 3:
+        steps = (1, 1.5, 2, 3, 5, 7)
+    every = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+    start = max(t for t in every if t <= lo)
+    end = min(t for t in every if t >= hi)
+    return start / 1.08, end * 1.08, [t for t in every if start <= t <= end]
 
 
 def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapping[str, Sequence[float | None]],
@@ -292,7 +295,7 @@ def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapp
         if all(not ratios.get(f) or ratios[f][w] is None for f in frameworks):
             ax.text(1.0, w, "  no figure for any framework", va="center", fontsize=MIN_FONT_PT, color="#495057",
                     style="italic")
-    ticks = _log_ticks(lo, hi)
+    lo, hi, ticks = _log_axis(lo, hi)
     ax.set_xlim(lo, hi)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"{round(t, 6):g}x" for t in ticks]))
@@ -338,6 +341,9 @@ def value_bars(names: Sequence[str], values: Sequence[float | None], colours: Ma
     ax.set_yticks(range(n), names)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, top * 1.15)
+    ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= top * 1.0001])  # no tick past the top: room for labels
+    if limit is not None:
+        ax.axvline(limit, color="#868e96", linewidth=0.8, linestyle=(0, (3, 2)), zorder=0)
     ax.set_xlabel(axis)
     ax.xaxis.grid(True, color="#e9ecef", linewidth=0.8)
     ax.set_axisbelow(True)
