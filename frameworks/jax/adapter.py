@@ -192,11 +192,13 @@ class CatalogLayers:
     carries its layout, and a node whose semantics are stated in NCHW (flatten, or a kind that is not spatial)
     gets it back in the catalog's layout."""
 
-    def __init__(self, adapter: Any, model: Any, dtype: Any, param_dtype: Any = None) -> None:
+    def __init__(self, adapter: Any, model: Any, dtype: Any, param_dtype: Any = None, inference: bool = False) -> None:
         unknown = sorted({n.kind for n in model.nodes} - set(LAYER_APIS))
         if unknown:
             raise NotMapped(f"the jax adapter builds no node of kind {', '.join(unknown)}")
         self.adapter, self.model, self.dtype = adapter, model, dtype
+        #: inference mode (the ONNX export): batch normalisation normalises with the running statistics
+        self.inference = inference
         self.nn, self.jnp = adapter._api("flax.linen"), adapter.jnp
         self.param_dtype = self.jnp.float32 if param_dtype is None else param_dtype
         self.params = model.param_shapes()
@@ -204,6 +206,12 @@ class CatalogLayers:
     def notes(self) -> list[str]:
         kinds = sorted({n.kind for n in self.model.nodes}, key=list(LAYER_APIS).index)
         out = [f"{kind}: {LAYER_APIS[kind]}" for kind in kinds]
+        if self.inference and "batch_norm" in kinds:
+            out.append("inference mode: flax.linen.BatchNorm(use_running_average=True) with a fresh module's "
+                       "batch_stats (mean 0, var 1)")
+        if self.inference and any(n.kind == "max_pool" and n.attrs["padding"] for n in self.model.nodes):
+            out.append("inference mode: a padded max pool is jax.numpy.pad with -inf, then flax.linen.max_pool "
+                       "'VALID' (jax2onnx's max_pool takes only 'VALID' or 'SAME')")
         if self.model.input_kind == "image":
             out.append("images: input transposed once to Flax's NHWC outside the step; values stay NHWC between "
                        "spatial layers")
@@ -252,7 +260,7 @@ class CatalogLayers:
             conv = nn.Conv(a["out"], (kk, kk), strides=(s, s), padding=((p, p), (p, p)), use_bias=has_bias, **kw)
             return conv(self._last(ins[0])), CHANNELS_LAST
         if k == "batch_norm":
-            bn = nn.BatchNorm(use_running_average=False, axis=-1, momentum=0.9, epsilon=NORM_EPS, use_fast_variance=False, **kw)
+            bn = nn.BatchNorm(use_running_average=self.inference, axis=-1, momentum=0.9, epsilon=NORM_EPS, use_fast_variance=False, **kw)
             return bn(self._last(ins[0])), CHANNELS_LAST
         if k == "layer_norm":
             return nn.LayerNorm(epsilon=NORM_EPS, use_fast_variance=False, **kw)(self._catalog(ins[0])), CATALOG_LAYOUT
@@ -262,7 +270,14 @@ class CatalogLayers:
             return nn.gelu(ins[0][0], approximate=False), ins[0][1]
         if k == "max_pool":
             p, kk, s = a["padding"], a["kernel"], a["stride"]
-            return nn.max_pool(self._last(ins[0]), (kk, kk), strides=(s, s), padding=((p, p), (p, p))), CHANNELS_LAST
+            x = self._last(ins[0])
+            if p and self.inference:
+                # jax2onnx's flax.linen.max_pool takes only "VALID" or "SAME": the same -inf padding, done first
+                x, p = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=-jnp.inf), 0
+            # keywords: jax2onnx replaces flax.linen.max_pool by a function taking window_shape and strides as
+            # keywords only
+            padding = ((p, p), (p, p)) if p else "VALID"
+            return nn.max_pool(x, window_shape=(kk, kk), strides=(s, s), padding=padding), CHANNELS_LAST
         if k == "global_avg_pool":
             x, layout = ins[0]
             return jnp.mean(x, axis=(1, 2) if layout == CHANNELS_LAST else (2, 3)), CATALOG_LAYOUT
@@ -1298,6 +1313,8 @@ class JaxAdapter(Adapter):
         """The catalog model as a pure function of its input (weights closed over), and any notes."""
         nn = self._api("flax.linen")
         jnp = self.jnp
+        if model.catalog is not None:  # the catalog model from the same Flax layers as its training workloads
+            return self._catalog_function(model.model(), model.weights())
         w = model.weights()
         if model.id == "mlp":
             class MLP(nn.Module):  # type: ignore[misc, name-defined]
@@ -1325,20 +1342,49 @@ class JaxAdapter(Adapter):
                 "positionally"]
         raise KeyError(model.id)
 
+    def _catalog_function(self, model: Any, arrays: dict[str, Array]) -> tuple[Callable[[Any], Any], list[str]]:
+        """A catalog model's inference forward pass as a function of its input in the catalog's layout (NCHW images
+        are transposed to Flax's NHWC inside it), built by CatalogLayers as model_workload builds it, in inference
+        mode, with the catalog's parameters and a fresh module's batch statistics."""
+        layers = CatalogLayers(self, model, self.jnp.float32, inference=True)
+        module = layers.module()
+        trainable, frozen = layers.load(arrays)
+        stats = layers.check_tree(module, trainable, frozen, layers.input_array(model.batch()["x"]))
+        variables = self.jax.tree_util.tree_map(
+            lambda a: self.J(a, np.float32),
+            {"params": layers.flax_params(trainable, frozen), **({"batch_stats": stats} if stats else {})})
+        image = model.input_kind == "image"
+
+        def forward(x: Any) -> Any:
+            return module.apply(variables, self.jnp.transpose(x, nchw_to_nhwc(2)) if image else x)
+
+        notes = layers.notes()
+        if image:
+            notes.append("the exported function takes NCHW and transposes to NHWC itself (one Transpose in the graph)")
+        return forward, notes
+
     def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
         to_onnx = self._api("jax2onnx.to_onnx")
         import onnx
 
         fn, notes = self._onnx_model(model)
         x = model.sample_input()
-        with self._precise():
-            expected = self.N(fn(self.J(x)))
+        tokens = np.issubdtype(x.dtype, np.integer)
         kwargs: dict[str, Any] = {"input_names": ["x"], "output_names": ["y"], "model_name": f"showdown_{model.id}"}
         if opset is not None:
             kwargs["opset"] = opset
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            proto = to_onnx(fn, [self.jax.ShapeDtypeStruct(x.shape, self.jnp.float32)], **kwargs)
+        # int64 token inputs stay int64 only with JAX's 64-bit types on (else JAX narrows them to int32); the
+        # parameters are float32 arrays either way
+        x64 = self._api("jax.enable_x64")(True) if tokens else contextlib.nullcontext()
+        if tokens:
+            notes = [*notes, "int64 token input: traced and exported under jax.enable_x64(True)"]
+        with x64:
+            with self._precise():
+                expected = self.N(fn(self.J(x) if tokens else self.J(x, np.float32)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                proto = to_onnx(fn, [self.jax.ShapeDtypeStruct(x.shape, x.dtype if tokens else self.jnp.float32)],
+                                **kwargs)
         onnx.save(proto, path)
         used = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
         return ExportResult("jax2onnx.to_onnx", distribution_versions("jax2onnx")["jax2onnx"], opset or int(used),
