@@ -384,6 +384,9 @@ def test_ratio_dots_draw_no_dot_for_a_missing_figure_and_say_so() -> None:
     assert by_id(svg, "dot-1-0") is None and by_id(svg, "dot-2-0") is not None
     assert "no dot: not measured, failed, or not verified" in texts(svg)
     assert "jax: w" in (parse(svg).get("aria-label") or "")
+    shown = texts(svg)
+    assert "no figure at all: jax" in shown and "jax" not in shown  # named as absent, not given a legend dot
+    assert "mxnet" in shown
     with pytest.raises(ValueError, match="positive"):
         ratio_chart({"torch": [1.0], "jax": [0.0]})
     with pytest.raises(ValueError, match="better must be"):

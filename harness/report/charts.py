@@ -304,10 +304,13 @@ def ratio_dots(workloads: Sequence[str], frameworks: Sequence[str], ratios: Mapp
     ax.set_yticks(range(nw), workloads)
     ax.set_ylim(nw - 0.5, -0.5)
     ax.set_xlabel(f"x {baseline} {quantity}, {better} is better (log scale)")
+    drawn = [f for f in frameworks if any(v is not None for v in ratios.get(f) or [])]
+    absent = [f for f in frameworks if f not in drawn]
     handles: list[Any] = [Line2D([], [], marker="o", linestyle="", markersize=7, markerfacecolor=_colour(colours, f),
-                                 markeredgecolor="#212529", markeredgewidth=0.5, label=f) for f in frameworks]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, max(nf, 1)), frameon=False,
-               fontsize=MIN_FONT_PT, title="no dot: not measured, failed, or not verified", title_fontsize=MIN_FONT_PT)
+                                 markeredgecolor="#212529", markeredgewidth=0.5, label=f) for f in drawn]
+    key = "no dot: not measured, failed, or not verified" + (f"\nno figure at all: {', '.join(absent)}" if absent else "")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, max(len(drawn), 1)), frameon=False,
+               fontsize=MIN_FONT_PT, title=key, title_fontsize=MIN_FONT_PT)
     ax.set_title(title, loc="left", fontsize=11)
     return _svg(fig, title + (f" (no dot: {'; '.join(missing)})" if missing else ""))
 
