@@ -1042,7 +1042,7 @@ class MxnetAdapter(Adapter):
             blk = self._table_block(shape[1], shape[2])
             return blk, call(blk), [("table", blk.table, same, same)], []
         if k == "self_attention":
-            blk = self._attention_block(shape[-1], a["heads"])
+            blk = self._attention_block(shape[-1], a["heads"], shape[1])
             maps = []
             for p in "qkvo":
                 dense = getattr(blk, p)
@@ -1082,10 +1082,11 @@ class MxnetAdapter(Adapter):
 
         return Positional()
 
-    def _attention_block(self, dim: int, heads: int) -> Any:
+    def _attention_block(self, dim: int, heads: int, length: int) -> Any:
         """Multi-head self-attention from Gluon layers and MXNet operators (Gluon 1.9 has no attention layer): four
         Dense(flatten=False) projections; heads split by reshape/transpose into the batch axis; batch_dot, softmax,
-        batch_dot; heads merged back; the output projection."""
+        batch_dot; heads merged back; the output projection. The reshapes use only ONNX's own shape codes (0: keep,
+        -1: infer), none of MXNet's -3/-4, which mxnet.onnx.export_model cannot translate; `length` is T."""
         Dense = self.gluon.nn.Dense
         scale = math.sqrt(dim // heads)
 
@@ -1097,19 +1098,22 @@ class MxnetAdapter(Adapter):
 
             def hybrid_forward(self, F: Any, x: Any) -> Any:
                 def split(t: Any) -> Any:  # (N, T, D) -> (N*heads, T, D/heads)
-                    return F.reshape(F.transpose(F.reshape(t, shape=(0, 0, heads, -1)), axes=(0, 2, 1, 3)), shape=(-3, 0, 0))
+                    heads_first = F.transpose(F.reshape(t, shape=(0, 0, heads, -1)), axes=(0, 2, 1, 3))
+                    return F.reshape(heads_first, shape=(-1, length, dim // heads))
 
                 q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
                 att = F.softmax(F.batch_dot(q, k, transpose_b=True) / scale, axis=-1)
                 ctx = F.batch_dot(att, v)  # (N*heads, T, D/heads) -> (N, T, D)
-                merged = F.reshape(F.transpose(F.reshape(ctx, shape=(-4, -1, heads, 0, 0)), axes=(0, 2, 1, 3)), shape=(0, 0, -3))
+                merged = F.reshape(F.transpose(F.reshape(ctx, shape=(-1, heads, length, dim // heads)), axes=(0, 2, 1, 3)),
+                                   shape=(0, 0, -1))
                 return self.o(merged)
 
         return SelfAttention()
 
-    def _catalog_net(self, model: Any) -> tuple[Any, list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]], list[Any]]:
+    def _catalog_net(self, model: Any, with_loss: bool = True) -> tuple[Any, list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]], list[Any]]:
         """The model as one HybridBlock: every node's block registered under the node's name, the nodes run in order
-        wired by their input names, the mean softmax cross-entropy on top; it counts its symbolic traces."""
+        wired by their input names, the mean softmax cross-entropy on top (with_loss; else the block maps x to the
+        model's output); it counts its symbolic traces."""
         mx = self.mx
         shapes = model.shapes()
         steps: list[tuple[str, tuple[str, ...], Callable[..., Any]]] = []
@@ -1140,15 +1144,26 @@ class MxnetAdapter(Adapter):
                 self.register_child(loss, loss_name)
                 self.plan = tuple(steps)  # (node, inputs, forward fn): the forward fns call the registered blocks
 
-            def hybrid_forward(self, F: Any, x: Any, labels: Any) -> Any:
+            def hybrid_forward(self, F: Any, x: Any, labels: Any = None) -> Any:
                 if F is mx.sym:  # called with Symbols: MXNet is tracing the graph for its CachedOp
                     self.traces += 1
                 values = {"input": x}
                 for name, inputs, forward in self.plan:
                     values[name] = forward(F, *(values[i] for i in inputs))
-                return F.mean(loss(values[output], labels))
+                return F.mean(loss(values[output], labels)) if with_loss else values[output]
 
         return CatalogNet(), maps, pinned
+
+    def _load_catalog(self, net: Any, maps: list[tuple[str, Any, Callable[[Array], Array], Callable[[Array], Array]]],
+                      pinned: list[Any], arrays: dict[str, Array]) -> None:
+        """Initialize a _catalog_net block with the catalog's parameters (in Gluon's layouts); pinned parameters at
+        zero and frozen."""
+        net.initialize(ctx=self.ctx)
+        for name, param, to_fw, _ in maps:
+            param.set_data(self.A(to_fw(arrays[name])))
+        for param in pinned:
+            param.set_data(self.nd.zeros(param.shape, ctx=self.ctx))
+            param.grad_req = "null"
 
     def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
         """Any catalog model in Gluon (see _node for each kind), loaded with the catalog's parameters; one step:
@@ -1159,12 +1174,7 @@ class MxnetAdapter(Adapter):
         compiled = mode == "compiled"
         peak = self._memory_peak()
         net, maps, pinned = self._catalog_net(model)
-        net.initialize(ctx=self.ctx)
-        for name, param, to_fw, _ in maps:
-            param.set_data(self.A(to_fw(arrays[name])))
-        for param in pinned:
-            param.set_data(self.nd.zeros(param.shape, ctx=self.ctx))
-            param.grad_req = "null"
+        self._load_catalog(net, maps, pinned, arrays)
         trainable = {p.name: p for p in net.collect_params().values() if p.grad_req != "null"}
         trainer = self.gluon.Trainer(trainable, "sgd", {"learning_rate": LEARNING_RATE, "momentum": 0.0, "wd": 0.0})
         if compiled:
@@ -1265,6 +1275,12 @@ class MxnetAdapter(Adapter):
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_block(self, model: Any) -> Any:
         nn = self.gluon.nn
+        if model.catalog is not None:  # the catalog model from the same Gluon blocks as its training workloads;
+            # called outside autograd.record() (inference mode): BatchNorm normalises with its running statistics,
+            # a fresh block's mean 0 and variance 1
+            net, maps, pinned = self._catalog_net(model.model(), with_loss=False)
+            self._load_catalog(net, maps, pinned, model.weights())
+            return net
         w = model.weights()
         net = nn.HybridSequential()
         if model.id == "mlp":
@@ -1295,12 +1311,17 @@ class MxnetAdapter(Adapter):
         net = self._onnx_block(model)
         net.hybridize()
         x = model.sample_input()
-        expected = self.N(net(self.A(x)))
+        expected = self.N(net(self.A(x)))  # token ids as float32 (MXNet's index convention), as in training
         with tempfile.TemporaryDirectory() as tmp:
             prefix = os.path.join(tmp, model.id)
             net.export(prefix)  # symbol JSON + parameters, the exporter's input
-            export_model(f"{prefix}-symbol.json", f"{prefix}-0000.params", [x.shape], [np.float32], path, **chosen)
+            export_model(f"{prefix}-symbol.json", f"{prefix}-0000.params", [x.shape], [x.dtype.type], path, **chosen)
         notes = [f"export_model has no opset argument: it stamps opset {written} (the installed onnx's newest)"]
+        if model.catalog is not None:
+            notes.append("catalog model: the training workload's Gluon blocks (without the loss) called outside "
+                         "autograd.record(), so BatchNorm uses its running statistics (a fresh block's mean 0, var 1)")
+        if x.dtype != np.float32:
+            notes.append(f"input declared to export_model as {x.dtype} (in_types)")
         registry = getattr(getattr(self.mx.onnx.mx2onnx, "_export_onnx", None), "MXNetGraph", None)
         if registry is not None and getattr(registry, "registry_", None):
             notes[0] += f"; its operator translations are registered for opsets {sorted(registry.registry_)}"
