@@ -737,9 +737,10 @@ class Caffe2Adapter(Adapter):
                         traces=(lambda: 1) if compiled else (lambda: None), precision=precision)
 
     def _node(self, m: Any, node: Any, x: Any, shapes: dict[str, tuple[int, ...]], p: dict[str, Array],
-              feeds: dict[str, Array]) -> tuple[Any, dict[str, tuple[str, Callable[[Array], Array]]]]:
+              feeds: dict[str, Array], inference: bool = False) -> tuple[Any, dict[str, tuple[str, Callable[[Array], Array]]]]:
         """One catalog node as Caffe2 operators; returns its output blob and readers of its parameters (blob and
-        mapping to the catalog layout). `feeds` collects the catalog's initial values in Caffe2's layouts."""
+        mapping to the catalog layout). `feeds` collects the catalog's initial values in Caffe2's layouts.
+        inference: batch normalisation in test mode (is_test=1: the running statistics, brew's fresh 0 and 1)."""
         brew, net = self.brew, m.net
         kind, a, name = node.kind, node.attrs, node.name
         shape = shapes[node.inputs[0]] if node.inputs else ()
@@ -764,7 +765,7 @@ class Caffe2Adapter(Adapter):
                 reads["b"] = (f"{name}_b", _same)
             return y, reads
         if kind == "batch_norm":
-            y = brew.spatial_bn(m, x[0], name, p["gamma"].shape[0], epsilon=NORM_EPS, is_test=False)
+            y = brew.spatial_bn(m, x[0], name, p["gamma"].shape[0], epsilon=NORM_EPS, is_test=inference)
             feeds |= {f"{name}_s": p["gamma"], f"{name}_b": p["beta"]}
             return y, {"gamma": (f"{name}_s", _same), "beta": (f"{name}_b", _same)}
         if kind == "layer_norm":
@@ -893,6 +894,24 @@ class Caffe2Adapter(Adapter):
                                                      CAFFE2_GRU, "rzn"))}
         return y, reads
 
+    def _catalog_net(self, m: Any, model: Any, arrays: dict[str, Array], x: str, feeds: dict[str, Array],
+                     inference: bool = False) -> tuple[Any, Params]:
+        """The catalog model's forward pass into m's net from input blob `x`, node by node (_node); its logits blob
+        and, per catalog parameter, its blob and the map back to the catalog layout; `feeds` collects the values."""
+        shapes = model.shapes()
+        readers: Params = {}
+        values: dict[str, Any] = {"input": x}
+        param_names = list(model.param_shapes())
+        for node in model.nodes:
+            prefix = f"{node.name}."
+            p = {k[len(prefix):]: arrays[k] for k in param_names if k.startswith(prefix)}
+            out, reads = self._node(m, node, [values[i] for i in node.inputs], shapes, p, feeds, inference)
+            if set(reads) != set(p):
+                raise ValueError(f"node {node.name} ({node.kind}): read back {sorted(reads)}, the catalog has {sorted(p)}")
+            values[node.name] = out
+            readers |= {prefix + k: r for k, r in reads.items()}
+        return values[model.output], readers
+
     def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
         """Any catalog model: each node as Caffe2 operators for its kind (_node), wired by name in one
         ModelHelper; SoftmaxWithLoss (mean over the batch, or over every token), AddGradientOperators and
@@ -901,20 +920,8 @@ class Caffe2Adapter(Adapter):
         self._check_precision(precision)
         self._fresh()
         m = self._model("train")
-        shapes = model.shapes()
         feeds: dict[str, Array] = {}
-        readers: dict[str, tuple[str, Callable[[Array], Array]]] = {}
-        values: dict[str, Any] = {"input": "input"}
-        param_names = list(model.param_shapes())
-        for node in model.nodes:
-            prefix = f"{node.name}."
-            p = {k[len(prefix):]: arrays[k] for k in param_names if k.startswith(prefix)}
-            out, reads = self._node(m, node, [values[i] for i in node.inputs], shapes, p, feeds)
-            if set(reads) != set(p):
-                raise ValueError(f"node {node.name} ({node.kind}): read back {sorted(reads)}, the catalog has {sorted(p)}")
-            values[node.name] = out
-            readers |= {prefix + k: r for k, r in reads.items()}
-        logits = values[model.output]
+        logits, readers = self._catalog_net(m, model, arrays, "input", feeds)
         classes = model.classes
         flat, _ = m.net.Reshape(logits, ["logits2d", "logits_old_shape"], shape=[-1, classes])
         m.net.Reshape("labels", ["labels1d", "labels_old_shape"], shape=[-1])
@@ -1004,6 +1011,8 @@ class Caffe2Adapter(Adapter):
         """The catalog model as a Caffe2 predict net and init net (weights as GivenTensorFill), and its output."""
         from caffe2.python import core
 
+        if model.catalog is not None:
+            return self._catalog_onnx_nets(model)
         w = model.weights()
         init = core.Net(f"{model.id}_init")
         pred = core.Net(f"{model.id}_predict")
@@ -1031,6 +1040,37 @@ class Caffe2Adapter(Adapter):
         self.workspace.RunNetOnce(pred)
         return init, pred, self.fetch("y")
 
+    def _catalog_onnx_nets(self, model: Any) -> tuple[Any, Any, Array]:
+        """The catalog model from the same operators as its training workloads (_catalog_net) in inference mode, as a
+        predict net from blob "x" and an init net that fills every other blob the predict net reads (the catalog's
+        weights, brew's running statistics, zero biases and states) with the value it holds after
+        param_init_net and the feeds, as GivenTensor*Fill operators."""
+        from caffe2.python import core
+
+        self._fresh()
+        m = self._model("predict")
+        feeds: dict[str, Array] = {}
+        logits, _ = self._catalog_net(m, model.model(), model.weights(), "x", feeds, inference=True)
+        m.net.AddExternalOutput(logits)
+        self.workspace.RunNetOnce(m.param_init_net)
+        for blob, value in feeds.items():
+            self.feed(blob, value)
+        x = model.sample_input()
+        self.feed("x", x, x.dtype)
+        self.workspace.RunNetOnce(m.net)
+        expected = self.fetch(logits)
+        fills = {np.dtype(np.float32): "GivenTensorFill", np.dtype(np.int32): "GivenTensorIntFill",
+                 np.dtype(np.int64): "GivenTensorInt64Fill"}
+        init = core.Net(f"{model.id}_init")
+        for blob in m.net.Proto().external_input:
+            if blob == "x":
+                continue
+            value = self.fetch(blob)
+            if value.dtype not in fills:
+                raise NotMapped(f"blob {blob} of dtype {value.dtype}: no GivenTensor*Fill is mapped for it")
+            getattr(init, fills[value.dtype])([], blob, shape=list(value.shape), values=value.reshape(-1).tolist())
+        return init, m.net, expected
+
     def onnx_export(self, model: Any, path: str, opset: int | None) -> ExportResult:
         try:
             from caffe2.python.onnx import frontend
@@ -1040,7 +1080,8 @@ class Caffe2Adapter(Adapter):
 
         to_onnx = require(frontend, "caffe2_net_to_onnx_model", "caffe2.python.onnx.frontend")
         init, pred, expected = self._onnx_nets(model)
-        value_info = {"x": (TensorProto.FLOAT, list(model.input_shape))}
+        tokens = model.sample_input().dtype == np.int64
+        value_info = {"x": (TensorProto.INT64 if tokens else TensorProto.FLOAT, list(model.input_shape))}
         proto = to_onnx(pred.Proto(), init.Proto(), value_info)
         with open(path, "wb") as f:
             f.write(proto.SerializeToString())
