@@ -195,3 +195,18 @@ def test_catalog_models_in_the_matrix_set_and_their_inference_reference() -> Non
     want = xb * p["bn.gamma"].reshape(1, -1, 1, 1) / np.sqrt(1 + NORM_EPS) + p["bn.beta"].reshape(1, -1, 1, 1)
     assert np.allclose(reference_models.forward(bn, p, xb, inference=True)[0], want)
     assert EXPORT_MODELS_BY_ID["transformer"].sample_input().dtype == np.int64
+
+
+@pytest.mark.framework("torch")
+def test_torch_exports_catalog_models_that_onnxruntime_runs(tmp_path: Path) -> None:
+    """A real exporter on the matrix's catalog models (torch's virtualenv): the residual block with batch norm in
+    inference mode and the LSTM export, their own outputs match the float64 reference, and onnxruntime agrees."""
+    exporter = portability.prepare_exporter("torch", lambda text: None)
+    ort = conformance.prepare_importer(conformance.ONNXRUNTIME, lambda text: None)
+    doc = portability.run_matrix([exporter], [ort], ["resblock", "lstm"], tmp_path / "work", say=lambda text: None)
+    assert portability.validate(doc) == []
+    for model in ("resblock", "lstm"):
+        row = doc["exporters"]["torch"]["models"][model]
+        assert row["status"] == "exported" and row["reference_max_error"] < 1e-4, row
+        assert doc["cells"]["torch"]["onnxruntime"]["models"][model]["status"] == "pass"
+    assert "LSTM" in doc["exporters"]["torch"]["models"]["lstm"]["ops"]
