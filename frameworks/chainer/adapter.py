@@ -1084,14 +1084,10 @@ class ChainerAdapter(Adapter):
         return m, gru, {"wx": lambda: stacked(ws[:3], True), "wh": lambda: stacked(ws[3:], True),
                         "bx": lambda: stacked(bs[:3], False), "bh": lambda: stacked(bs[3:], False)}
 
-    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
-        """Any catalog model: every node built by _node for its kind and wired by its input names; the loss (mean
-        softmax cross-entropy over the batch, or over every token) and chainer.optimizers.SGD outside the model."""
-        chainer, F = self.chainer, self.F
-        self._check_precision(precision)
-        compiled = mode == "compiled"
-        if compiled:
-            require(chainer, "static_graph")
+    def _catalog_layers(self, model: Any, arrays: dict[str, Array]) -> tuple[dict[str, Any], Callable[[Any, Any], Any], dict[str, Callable[[], Array]]]:
+        """A catalog model's nodes, each built by _node for its kind from the catalog's parameters: (the links that
+        hold parameters, by attribute name; the forward pass forward(chain, x) wiring the nodes by their input names;
+        for every catalog parameter a reader of its current value in the catalog's layout)."""
         self.dev  # noqa: B018 -- makes the device current before anything is allocated on it
         shapes = model.shapes()
         param_names = list(model.param_shapes())
@@ -1115,6 +1111,17 @@ class ChainerAdapter(Adapter):
                 values[node.name] = fn([values[i] for i in node.inputs])
             return values[model.output]
 
+        return links, forward, readers
+
+    def model_workload(self, model: Any, arrays: dict[str, Array], mode: str, precision: str = "fp32") -> Workload:
+        """Any catalog model: every node built by _node for its kind and wired by its input names; the loss (mean
+        softmax cross-entropy over the batch, or over every token) and chainer.optimizers.SGD outside the model."""
+        chainer, F = self.chainer, self.F
+        self._check_precision(precision)
+        compiled = mode == "compiled"
+        if compiled:
+            require(chainer, "static_graph")
+        links, forward, readers = self._catalog_layers(model, arrays)
         traced = [0]
         if compiled:
             # the model is the static chain and the loss is applied to its output, as in chainer's static-graph
@@ -1317,8 +1324,16 @@ class ChainerAdapter(Adapter):
 
     # ------------------------------------------------------------------------------------------ onnx
     def _onnx_model(self, model: Any) -> Any:
-        F, w = self.F, model.weights()
         chain = self.chainer.Chain()
+        if model.catalog is not None:  # the catalog model from the same links and functions as its training workloads
+            links, forward, _ = self._catalog_layers(model.model(), model.weights())
+            with chain.init_scope():
+                for name, link in links.items():
+                    setattr(chain, name, link)
+            chain.forward = lambda x: forward(chain, x)
+            chain.to_device(self.dev)
+            return chain
+        F, w = self.F, model.weights()
         with chain.init_scope():
             if model.id == "mlp":
                 chain.l1, chain.l2 = self._linear(w["w1"], w["b1"]), self._linear(w["w2"], w["b2"])
@@ -1342,7 +1357,10 @@ class ChainerAdapter(Adapter):
             raise Unsupported(f"onnx_chainer (shipped with chainer) cannot be imported: {exc}", looked_up=["onnx_chainer"]) from None
         export = require(onnx_chainer, "export", "onnx_chainer")
         chain = self._onnx_model(model)
-        x = self.T(model.sample_input())
+        sample = model.sample_input()
+        x = self.T(sample, sample.dtype if np.issubdtype(sample.dtype, np.integer) else None)  # token ids stay int64
+        # train=False: inference mode (BatchNormalization normalises with its running statistics, a fresh link's mean 0
+        # and variance 1)
         with self.chainer.using_config("train", False), self.chainer.no_backprop_mode():
             expected = self.N(chain(x))
             kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
