@@ -111,11 +111,11 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from harness.cli import EXIT_INVALID_INPUT, Loaded, UsageError, _scored, write_text_atomic
+    from harness.documents import EXIT_INVALID_INPUT, Loaded, UsageError, scored, write_text_atomic
     from harness.results import is_run
 
     loaded = Loaded()
-    docs, rubric, scores = _scored(args.paths, True, args.rubric, loaded, args.device)
+    docs, rubric, scores = scored(args.paths, True, args.rubric, loaded, args.device)
     runs = [d for d in docs if is_run(d)]
     header, rows = scores_rows(scores, rubric)
     tables = {SCORES: (header, rows), OPS: (OPS_HEADER, ops_rows(runs)), THROUGHPUT: (THROUGHPUT_HEADER, throughput_rows(runs))}

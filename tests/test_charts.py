@@ -184,8 +184,8 @@ def test_unknown_frameworks_get_colours_no_registered_one_uses() -> None:
     assert col["torch"] == every["torch"]
     assert col["someone-elses"] != col["another"]
     assert not {col["someone-elses"], col["another"]} & set(every.values())
-    with pytest.raises(ValueError, match="no distinct colour left"):
-        charts.framework_colours([f"extra{i}" for i in range(len(charts.PALETTE))])
+    many = charts.framework_colours([f"extra{i}" for i in range(len(charts.PALETTE))])  # more than the palette holds
+    assert len(many) == len(charts.PALETTE) and set(many.values()) <= set(charts.PALETTE)  # repeats, no crash
 
 
 # ---------------------------------------------------------------------------------------------------- every chart

@@ -70,7 +70,7 @@ def framework_colours(frameworks: Sequence[str]) -> dict[str, str]:
 
     The colour is the framework's place in the registry's table, not in `frameworks`, so it is the same in a report
     of two frameworks as in one of fourteen. A name the registry does not know takes the next colour after the
-    registry's, in the order given. Raises ValueError when there are more frameworks than distinct colours.
+    registry's, in the order given. Past the palette's length, colours repeat (names are printed beside every mark).
     """
     order = _registry_order()
     index: dict[str, int] = {}
@@ -88,9 +88,9 @@ def framework_colours(frameworks: Sequence[str]) -> dict[str, str]:
         if at is None:
             at = index[f] = extra
             extra += 1
-        if at >= len(PALETTE):
-            raise ValueError(f"no distinct colour left for framework {f!r}: the palette has {len(PALETTE)}")
-        out[f] = PALETTE[at]
+        # past the palette (a registry holding more frameworks than it has colours): colours repeat, never a crash
+        # of the report; the names printed beside every mark still tell them apart
+        out[f] = PALETTE[at % len(PALETTE)]
     return out
 
 
