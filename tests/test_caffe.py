@@ -38,7 +38,7 @@ WORKER_MODULES = ("harness.worker", "harness.adapter", "harness.environment", "h
                   "harness.catalog.numerics", "harness.catalog.onnx_models", "harness.catalog.reference_models",
                   "harness.catalog.reference_nn", "harness.catalog.reference_optim", "harness.catalog.workloads",
                   "harness.probes.layers", "harness.probes.graphs", "harness.probes.throughput", "harness.probes.onnx",
-                  "harness.probes.numerics", "harness.probes.scale", "harness.probes.provenance",
+                  "harness.probes.numerics", "harness.probes.scale", "harness.scale_rank", "harness.probes.provenance",
                   "harness.probes.agreement", "frameworks.caffe.adapter")
 
 

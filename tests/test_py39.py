@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: everything the worker imports inside a framework's environment (harness.worker and what it reaches), and the
 #: adapters that run on 3.9
 WORKER_SIDE = ["harness/__init__.py", "harness/worker.py", "harness/adapter.py", "harness/environment.py",
-               "harness/protocol.py", "harness/results.py", "harness/timing.py", "harness/catalog", "harness/probes",
+               "harness/protocol.py", "harness/results.py", "harness/timing.py", "harness/scale_rank.py", "harness/catalog",
+               "harness/probes",
                "frameworks/__init__.py", "frameworks/caffe", "frameworks/caffe2"]
 #: standard-library names added after Python 3.9 (module -> names)
 NEWER_NAMES = {

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from harness.adapter import Adapter
 from harness.probes import Context, Outcome
 from harness.results import Status
+from harness.scale_rank import rank_value
 
 WORLD = 2
 CHILD_TIMEOUT_S = float(os.environ.get("SHOWDOWN_SCALE_TIMEOUT", "150"))  # per attempt, both ranks
@@ -31,10 +31,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def rank_value(rank: int) -> np.ndarray:
-    return (np.arange(6, dtype=np.float32) + 1.0) * (rank + 1)
 
 
 def rank_devices(adapter: Adapter) -> tuple[list[str], str]:
@@ -63,7 +59,7 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
         outs.append(out)
         log = (ctx.scratch / f"allreduce-rank{rank}.log").open("wb")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "harness.probes.scale", adapter_ref, devices[rank], str(rank), str(WORLD), str(port), str(out)],
+            [sys.executable, "-m", "harness.scale_rank", adapter_ref, devices[rank], str(rank), str(WORLD), str(port), str(out)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ)))
         log.close()
     deadline = time.monotonic() + CHILD_TIMEOUT_S
@@ -100,27 +96,3 @@ def run(adapter: Adapter, name: str, ctx: Context) -> Outcome:
     if wrong:
         return Outcome(Status.FAILED, f"rank {wrong[0]['rank']} got {wrong[0]['value']}, expected {expected.tolist()}", data)
     return Outcome(Status.OK, "", data)
-
-
-def _child(argv: list[str]) -> int:
-    """One rank: import the adapter, join the group, all-reduce, write the result file."""
-    from harness.adapter import Unsupported, load_adapter_class
-    from harness.results import error_line, write_json_atomic
-
-    ref, device, rank, world, port, out = argv
-    r = int(rank)
-    try:
-        adapter = load_adapter_class(ref)(device)
-        res = adapter.allreduce(r, int(world), "127.0.0.1", int(port), rank_value(r))
-        payload: dict[str, Any] = {"rank": r, "api": res.api, "builtin": res.builtin,
-                                   "value": np.asarray(res.value, dtype=np.float64).tolist(), "notes": res.notes}
-    except Unsupported as exc:
-        payload = {"rank": r, "unsupported": str(exc) or "unsupported", "looked_up": exc.looked_up}
-    except Exception as exc:
-        payload = {"rank": r, "error": error_line(exc, 600)}
-    write_json_atomic(Path(out), payload)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))
