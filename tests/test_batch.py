@@ -501,8 +501,11 @@ def test_a_stopped_job_uploads_what_it_measured(aws: str, torch_python: str) -> 
     s3 = client("s3")
     s3.create_bucket(Bucket="out")
     env = job_env(aws, "out", torch_python, "--suite layers,graphs,throughput --quick", "abc")
+    # started with SIGINT ignored, as a job started in the background of a shell script is: the job's interrupt of
+    # its run (SIGINT) must still work
     proc = subprocess.Popen([sys.executable, "-m", "harness", "batch", "job"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert proc.stdout is not None
     first = proc.stdout.readline()
     scratch = Path(first.split(" in ", 1)[1].split(" -> ")[0])

@@ -58,6 +58,10 @@ def run_command(env: dict[str, str], out: Path) -> list[str]:
             *shlex.split(env.get("SHOWDOWN_RUN_ARGS", ""))]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main(env: dict[str, str] | None = None) -> int:
     env = dict(os.environ if env is None else env)
     framework = env.get("SHOWDOWN_FRAMEWORK", "")
@@ -70,7 +74,10 @@ def main(env: dict[str, str] | None = None) -> int:
     log_path = out / "run.log"
     print(f"showdown batch job: {framework} on {device} in {out} -> s3://{bucket}/{prefix}{key}/", flush=True)
     print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # the run is interrupted with SIGINT (as Ctrl-C): it must not inherit an ignored SIGINT (a job started in the
+    # background of a shell script has one), or Python installs no KeyboardInterrupt handler and the run goes on
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_sigint)
 
     def interrupt(signum: int, _frame: Any) -> None:  # the run saves what it completed, as on Ctrl-C
         print(f"showdown batch job: signal {signum}: interrupting the run, then uploading what it measured", flush=True)
