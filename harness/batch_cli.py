@@ -12,6 +12,7 @@ from typing import Any
 from harness import registry
 from harness.runners import batch as b
 from harness.runners import batch_runs as r
+from harness.timing import rounds_argument
 
 ACTIONS = ("plan", "setup", "push", "submit", "status", "collect", "teardown", "prices", "job")
 
@@ -61,6 +62,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--probe", action="append", default=None, help="passed to `showdown run` in the job (repeatable)")
     s.add_argument("--quick", action="store_true", help="passed to `showdown run` in the job")
     s.add_argument("--budget", type=float, default=None, help="passed to `showdown run` in the job (seconds)")
+    s.add_argument("--rounds", type=rounds_argument, default=None, metavar="N",
+                   help="passed to `showdown run` in the job: timed rounds per measurement (at least 5)")
     s.add_argument("--env", action="append", default=None, metavar="NAME=VALUE", help="extra environment for the jobs (repeatable)")
     w = p.add_argument_group("status, collect, teardown, prices")
     w.add_argument("--watch", action="store_true", help="status: poll until every job has ended")
@@ -268,6 +271,8 @@ def _run_args(args: argparse.Namespace) -> list[str]:
         out.append("--quick")
     if args.budget:
         out += ["--budget", f"{args.budget:g}"]
+    if args.rounds is not None:
+        out += ["--rounds", str(args.rounds)]
     return out
 
 

@@ -41,6 +41,7 @@ from harness.documents import (  # noqa: F401 (the exit statuses and errors are 
 from harness.results import STATUSES, ResultError, is_run, iter_result_files, load_document, validate_document
 from harness.runners.lock import FolderBusy
 from harness.runners.run import RunStorageError
+from harness.timing import rounds_argument
 
 EXAMPLES = """\
 examples:
@@ -82,16 +83,6 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text!r}")
-    return value
-
-
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of rounds: {text!r}") from None
-    if value < 5:
-        raise argparse.ArgumentTypeError(f"at least 5 rounds are needed for a median and an IQR, not {value}")
     return value
 
 
@@ -177,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "interpreter; system: an interpreter that already holds the framework (--python), nothing built")
     run.add_argument("--new", action="store_true", help="start a new document even if an interrupted run could be resumed")
     run.add_argument("--quick", action="store_true", help="short timing rounds (checks the machinery; figures less precise)")
-    run.add_argument("--rounds", type=_rounds, default=None, metavar="N",
+    run.add_argument("--rounds", type=rounds_argument, default=None, metavar="N",
                      help="timed rounds per throughput measurement, at least 5 (default 7, --quick 5); more rounds "
                           "steady the median on a busy machine")
     run.add_argument("--rebuild-env", action="store_true", help="recreate the framework's virtualenv (or image) first")

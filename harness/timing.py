@@ -84,11 +84,27 @@ def summarize(samples: list[float]) -> dict[str, float | int]:
     }
 
 
+MIN_ROUNDS = 5
+
+
+def rounds_argument(text: str) -> int:
+    """A command line's number of timed rounds (`showdown run --rounds`, `showdown batch submit --rounds`)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of rounds: {text!r}") from None
+    if value < MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"at least {MIN_ROUNDS} rounds are needed for a median and an IQR, not {value}")
+    return value
+
+
 def measure(fn: Callable[[], Any], sync: Callable[[], None] = lambda: None, config: TimingConfig | None = None) -> Measurement:
     """Time `fn` by the protocol above. `sync` must block until the device has finished `fn`'s work."""
     config = config or TimingConfig()
-    if config.rounds < 5:
-        raise ValueError("at least 5 rounds are needed for a median and an IQR worth reporting")
+    if config.rounds < MIN_ROUNDS:
+        raise ValueError(f"at least {MIN_ROUNDS} rounds are needed for a median and an IQR worth reporting")
 
     sync()
     start = CLOCK()

@@ -343,7 +343,8 @@ def test_push_logs_in_with_the_ecr_token_and_pushes_every_tag(aws: str, capsys: 
 def test_submit_makes_one_job_per_framework_with_gpu_timeout_and_retry(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert sd(capsys, "setup", "--region", REGION, "--framework", "torch,jax")[0] == 0
     fake_push(["torch", "jax"])
-    code, out, err = sd(capsys, "submit", "--framework", "torch,jax", "--timeout", "900", "--probe", "layers/dense")
+    code, out, err = sd(capsys, "submit", "--framework", "torch,jax", "--timeout", "900", "--probe", "layers/dense",
+                        "--rounds", "9")
     assert code == 0, err
     run = out.strip().splitlines()[-1]
     assert r.RUN_ID.match(run)
@@ -368,7 +369,7 @@ def test_submit_makes_one_job_per_framework_with_gpu_timeout_and_retry(aws: str,
     env = {e["name"]: e["value"] for e in jobs[0]["container"]["environment"]}
     assert env["SHOWDOWN_FRAMEWORK"] == "torch" and env["SHOWDOWN_DEVICE"] == "cuda"
     assert env["SHOWDOWN_BATCH_OUTPUT"] == f"s3://{manifest['bucket']}/runs/{run}/"
-    assert env["SHOWDOWN_RUN_ARGS"] == "--probe layers/dense"
+    assert env["SHOWDOWN_RUN_ARGS"] == "--probe layers/dense --rounds 9"  # what the job's `showdown run` gets
 
     # the same definition is not registered again; --repeat makes an array job of that many children
     code, out, err = sd(capsys, "submit", "--framework", "torch", "--timeout", "900", "--probe", "layers/dense", "--repeat", "3")
@@ -644,3 +645,9 @@ def test_a_role_batch_cannot_see_yet_is_retried_and_any_other_refusal_is_not() -
     with pytest.raises(RuntimeError, match="cannot be assumed"):
         b._fresh_iam_retry(never, tries=4, pause_s=0)
     assert len(calls) == 4
+
+
+def test_submit_refuses_too_few_rounds(aws: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        sd(capsys, "submit", "--framework", "torch", "--rounds", "3")
+    assert exc.value.code == 2 and "at least 5 rounds" in capsys.readouterr().err
