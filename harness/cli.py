@@ -485,8 +485,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         t = Table(title="frameworks")
-        for col in ("framework", "run", "result or reason"):
-            t.add_column(col)
+        t.add_column("framework", no_wrap=True)
+        t.add_column("run", no_wrap=True)
+        t.add_column("result or reason", overflow="fold")  # a path or a reason is read whole, never cut short
         for row in outcomes:
             t.add_row(*row)
         con.print(t)

@@ -334,3 +334,19 @@ def test_the_unsteady_timing_warning_names_an_option_that_exists() -> None:
     run = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
     known = {o for a in run._actions for o in a.option_strings}
     assert options and options <= known, (noisy.warnings, options)
+
+
+def test_the_frameworks_table_shows_each_result_path_whole(fakes: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Several frameworks at 80 columns: the path of each document (what the user opens next) is folded, not cut."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out_dir = tmp_path / "a-rather-long-folder-name-for-the-results-of-this-run"
+    code = cli.main(["run", "--framework", "fake_numpy,fake_unavailable", "--runner", "local", "--out", str(out_dir),
+                     "--probe", "layers/dense"])
+    assert code == cli.EXIT_SOME_FAILED
+    out = capsys.readouterr().out
+    table = out[out.index("result or reason"):]
+    cells = "".join(line.split("│")[3].strip() for line in table.splitlines() if line.count("│") == 4)
+    written = next(out_dir.glob("fake_numpy-cpu-*.json"))
+    assert str(written) in cells, table
+    assert "…" not in table
