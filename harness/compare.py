@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.results import is_run
+
 ALPHA = 0.05
 FACTOR = 1.1
 
@@ -183,20 +185,12 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _is_run(doc: Mapping[str, Any]) -> bool:
-    return doc.get("kind", "run") == "run"
-
-
-def device_class(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
-
-
 def pair_runs(docs_a: Sequence[Mapping[str, Any]], docs_b: Sequence[Mapping[str, Any]]) -> tuple[
         list[tuple[Mapping[str, Any], Mapping[str, Any], str]], list[Unpaired], list[Unpaired]]:
     """(A, B, note) per framework: same device first; then, for a framework left with exactly one run on each side,
     across devices (the note says so). Everything else is listed as one side's only."""
-    runs_a = [d for d in docs_a if _is_run(d)]
-    runs_b = [d for d in docs_b if _is_run(d)]
+    runs_a = [d for d in docs_a if is_run(d)]
+    runs_b = [d for d in docs_b if is_run(d)]
     pairs: list[tuple[Mapping[str, Any], Mapping[str, Any], str]] = []
     left_a = list(runs_a)
     left_b = list(runs_b)
@@ -221,7 +215,7 @@ def pair_runs(docs_a: Sequence[Mapping[str, Any]], docs_b: Sequence[Mapping[str,
         out = [Unpaired(d["framework"], d["device"], d.get("run_id", ""), "no run of it on the other side") for d in left]
         paired = {(d["framework"]) for t in pairs for d in t[:2]}
         out += [Unpaired(d["framework"], d["device"], d.get("run_id", ""), f"did not run: {d.get('reason', '')}")
-                for d in docs if not _is_run(d) and d["framework"] not in paired]
+                for d in docs if not is_run(d) and d["framework"] not in paired]
         return sorted(out, key=lambda u: (u.framework, u.device))
 
     return pairs, unpaired(left_a, docs_a), unpaired(left_b, docs_b)

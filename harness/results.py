@@ -20,7 +20,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def new_unavailable_document(*, run_id: str, framework: str, device: str, reason
     }
 
 
-def is_run(doc: dict[str, Any]) -> bool:
+def is_run(doc: Mapping[str, Any]) -> bool:
     """A run of the suite (as opposed to a record that the framework could not run here)."""
     return doc.get("kind", "run") == "run"
 
